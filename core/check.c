@@ -1,0 +1,85 @@
+/* check.c — a check's plugin instance and its reference count. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "log.h"
+
+int check_create(const char *file, const struct config_check *cc,
+		 char *const *plugin_dirs, size_t n_dirs, struct check **out,
+		 char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+	struct check *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->refs = 1;
+	c->counters.status = STATUS_PENDING;
+	c->counters.last_result = STATUS_PENDING;
+	rc = config_check_copy(&c->def, cc);
+	if (rc < 0)
+		goto fail;
+	rc = loader_open(cc->plugin, plugin_dirs, n_dirs, &c->plugin, why,
+			 sizeof(why));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s:%d:%d: check \"%s\": %s", file,
+			 cc->line, cc->col, cc->name, why);
+		goto fail;
+	}
+	rc = host_check_options(file, &c->def, c->plugin->desc, err, errlen);
+	if (rc < 0)
+		goto fail;
+	host_check_init(&c->handle, &c->def, c->plugin->desc->options);
+	why[0] = '\0';
+	rc = c->plugin->desc->create(&host_api, &c->handle, &c->instance, why,
+				     sizeof(why));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s:%d:%d: check \"%s\": %s", file,
+			 cc->line, cc->col, cc->name,
+			 why[0] ? why : "plugin refused its options");
+		c->instance = NULL;
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	if (c->plugin)
+		loader_release(c->plugin);
+	config_check_clear(&c->def);
+	free(c);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+struct check *check_ref(struct check *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void check_unref(struct check *c)
+{
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	c->plugin->desc->destroy(c->instance);
+	loader_release(c->plugin);
+	config_check_clear(&c->def);
+	free(c->details);
+	free(c);
+}
+
+void check_inherit(struct check *c, const struct check *old)
+{
+	c->counters = old->counters;
+	memcpy(c->message, old->message, sizeof(c->message));
+	free(c->details);
+	c->details = old->details ? strdup(old->details) : NULL;
+	c->duration_ms = old->duration_ms;
+	c->last_run = old->last_run;
+	c->last_success = old->last_success;
+	c->last_failure = old->last_failure;
+	c->runs = old->runs;
+}

@@ -1,0 +1,1587 @@
+/*
+ * config.c — healthd.yaml into struct config (see config.h).
+ *
+ * libyaml's events are first gathered into a small tree whose nodes keep
+ * their marks, so every later check can name FILE:LINE:COL.  Each value is
+ * expanded (${VAR}, ${file:...}) just before it is converted.  Messages quote
+ * only what the user typed in the file, never what an expansion produced.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#define CONFIG_FILE_MAX (64 * 1024) /* ${file:} and details_token_file */
+#define CONFIG_DEPTH_MAX 32         /* YAML nesting; the schema needs 5 */
+#define CONFIG_QUOTE_MAX 64         /* characters of a value quoted back */
+#define CONFIG_THREADS_MAX 1024     /* server.threads and workers */
+
+/* --- messages ------------------------------------------------------------ */
+
+struct ctx {
+	const char *path;
+	char *err;
+	size_t errlen;
+};
+
+static void ctx_vfail(struct ctx *c, int line, int col, const char *fmt,
+		      va_list ap)
+{
+	char msg[1024];
+
+	if (!c->err || !c->errlen)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (line > 0)
+		snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->path, line, col,
+			 msg);
+	else
+		snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+}
+
+/* "FILE:LINE:COL: msg" (or "FILE: msg" for line 0); always returns -1. */
+static int ctx_fail_at(struct ctx *c, int line, int col, const char *fmt, ...)
+	HEALTHD_PRINTF(4, 5);
+static int ctx_fail_at(struct ctx *c, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ctx_vfail(c, line, col, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int ctx_oom(struct ctx *c)
+{
+	return ctx_fail_at(c, 0, 0, "out of memory");
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	HEALTHD_PRINTF(3, 4);
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* `s` in double quotes, escaped and cut short, for a message.  Only ever
+ * called on text the user typed. */
+static void quote(char *buf, size_t len, const char *s)
+{
+	size_t o = 0, chars = 0;
+
+	buf[o++] = '"';
+	for (; *s && o + 8 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		/* Cut between characters, not inside a UTF-8 sequence. */
+		if ((ch & 0xc0) != 0x80 && chars++ == CONFIG_QUOTE_MAX) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+}
+
+#define QUOTE_SIZE (CONFIG_QUOTE_MAX * 4 + 16)
+
+/* --- the YAML tree ------------------------------------------------------- */
+
+enum node_type {
+	NODE_NULL, /* `key:` or `~`: nothing written */
+	NODE_SCALAR,
+	NODE_LIST,
+	NODE_MAP,
+};
+
+struct node {
+	enum node_type type;
+	char *text;         /* scalars: as written */
+	int line, col;      /* 1-based */
+	struct node **kids; /* list items; map keys and values alternate */
+	size_t n, cap;
+};
+
+static void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->n; i++)
+		node_free(n->kids[i]);
+	free(n->kids);
+	free(n->text);
+	free(n);
+}
+
+static int node_add(struct node *parent, struct node *kid)
+{
+	if (parent->n == parent->cap) {
+		size_t cap = parent->cap ? parent->cap * 2 : 8;
+		struct node **k = realloc(parent->kids, cap * sizeof(*k));
+
+		if (!k)
+			return -1;
+		parent->kids = k;
+		parent->cap = cap;
+	}
+	parent->kids[parent->n++] = kid;
+	return 0;
+}
+
+static const char *node_kind(const struct node *n)
+{
+	switch (n->type) {
+	case NODE_NULL:
+		return "nothing";
+	case NODE_SCALAR:
+		return "a single value";
+	case NODE_LIST:
+		return "a list";
+	case NODE_MAP:
+		return "a mapping";
+	}
+	return "?";
+}
+
+static int yaml_fail(struct ctx *c, const yaml_parser_t *p)
+{
+	if (p->error == YAML_MEMORY_ERROR)
+		return ctx_oom(c);
+	if (p->error == YAML_READER_ERROR)
+		return ctx_fail_at(c, 0, 0, "%s at byte %zu",
+				   p->problem ? p->problem : "cannot read",
+				   p->problem_offset);
+	if (p->context)
+		return ctx_fail_at(c, (int)p->problem_mark.line + 1,
+				   (int)p->problem_mark.column + 1,
+				   "%s (%s at line %d)",
+				   p->problem ? p->problem : "invalid YAML", p->context,
+				   (int)p->context_mark.line + 1);
+	return ctx_fail_at(c, (int)p->problem_mark.line + 1,
+			   (int)p->problem_mark.column + 1, "%s",
+			   p->problem ? p->problem : "invalid YAML");
+}
+
+static int yaml_next(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(p, ev))
+		return yaml_fail(c, p);
+	return 0;
+}
+
+static int is_null(const yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    !ev->data.scalar.plain_implicit)
+		return 0;
+	return !*v || !strcmp(v, "~") || !strcmp(v, "null") ||
+	       !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+/* One node from its first event, which this takes over and deletes. */
+static int tree_node(struct ctx *c, yaml_parser_t *p, yaml_event_t *ev,
+		     int depth, struct node **out)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	yaml_event_type_t type = ev->type, end;
+
+	*out = NULL;
+	if (!n) {
+		yaml_event_delete(ev);
+		return ctx_oom(c);
+	}
+	n->line = (int)ev->start_mark.line + 1;
+	n->col = (int)ev->start_mark.column + 1;
+	if (type == YAML_SCALAR_EVENT) {
+		size_t len = ev->data.scalar.length;
+
+		n->type = is_null(ev) ? NODE_NULL : NODE_SCALAR;
+		if (memchr(ev->data.scalar.value, '\0', len)) {
+			yaml_event_delete(ev);
+			ctx_fail_at(c, n->line, n->col,
+				    "a value contains a NUL character");
+			goto fail;
+		}
+		n->text = strndup((const char *)ev->data.scalar.value, len);
+		yaml_event_delete(ev);
+		if (!n->text) {
+			ctx_oom(c);
+			goto fail;
+		}
+		*out = n;
+		return 0;
+	}
+	if (type == YAML_ALIAS_EVENT) {
+		ctx_fail_at(c, n->line, n->col,
+			    "aliases (*%s) are not supported; write the value out",
+			    (const char *)ev->data.alias.anchor);
+		yaml_event_delete(ev);
+		goto fail;
+	}
+	yaml_event_delete(ev);
+	if (type == YAML_SEQUENCE_START_EVENT) {
+		n->type = NODE_LIST;
+		end = YAML_SEQUENCE_END_EVENT;
+	} else if (type == YAML_MAPPING_START_EVENT) {
+		n->type = NODE_MAP;
+		end = YAML_MAPPING_END_EVENT;
+	} else {
+		ctx_fail_at(c, n->line, n->col, "unexpected YAML structure");
+		goto fail;
+	}
+	if (depth >= CONFIG_DEPTH_MAX) {
+		ctx_fail_at(c, n->line, n->col, "nested too deeply");
+		goto fail;
+	}
+	for (;;) {
+		yaml_event_t kev;
+		struct node *kid;
+
+		if (yaml_next(c, p, &kev) < 0)
+			goto fail;
+		if (kev.type == end) {
+			yaml_event_delete(&kev);
+			break;
+		}
+		if (tree_node(c, p, &kev, depth + 1, &kid) < 0)
+			goto fail;
+		if (node_add(n, kid) < 0) {
+			node_free(kid);
+			ctx_oom(c);
+			goto fail;
+		}
+	}
+	*out = n;
+	return 0;
+fail:
+	node_free(n);
+	return -1;
+}
+
+/* The file's one document as a tree; *root stays NULL for an empty file. */
+static int tree_load(struct ctx *c, FILE *f, struct node **root)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int rc = -1;
+
+	*root = NULL;
+	if (!yaml_parser_initialize(&p))
+		return ctx_oom(c);
+	yaml_parser_set_input_file(&p, f);
+	if (yaml_next(c, &p, &ev) < 0) /* stream start */
+		goto out;
+	yaml_event_delete(&ev);
+	if (yaml_next(c, &p, &ev) < 0)
+		goto out;
+	if (ev.type == YAML_STREAM_END_EVENT) {
+		yaml_event_delete(&ev);
+		rc = 0;
+		goto out;
+	}
+	yaml_event_delete(&ev); /* document start */
+	if (yaml_next(c, &p, &ev) < 0 || tree_node(c, &p, &ev, 0, root) < 0)
+		goto out;
+	if (yaml_next(c, &p, &ev) < 0) /* document end */
+		goto out;
+	yaml_event_delete(&ev);
+	if (yaml_next(c, &p, &ev) < 0)
+		goto out;
+	if (ev.type != YAML_STREAM_END_EVENT) {
+		ctx_fail_at(c, (int)ev.start_mark.line + 1,
+			    (int)ev.start_mark.column + 1,
+			    "a second YAML document; healthd.yaml holds one");
+		yaml_event_delete(&ev);
+		goto out;
+	}
+	yaml_event_delete(&ev);
+	rc = 0;
+out:
+	if (rc < 0) {
+		node_free(*root);
+		*root = NULL;
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+/* --- expansion ----------------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* Wipes as well as frees: the buffer may hold an expanded secret. */
+static void buf_free(struct buf *b)
+{
+	if (b->p)
+		explicit_bzero(b->p, b->cap);
+	free(b->p);
+	b->p = NULL;
+}
+
+/* A small regular text file, whole, with one trailing newline dropped.
+ * Messages name the path, never the content. */
+static int read_small_file(const char *path, struct buf *out, char *err,
+			   size_t errlen)
+{
+	char eb[128], chunk[4096];
+	struct stat st;
+	ssize_t got;
+	int fd;
+
+	/* O_NONBLOCK: opening a FIFO must not hang a reload. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot read %s: %s", path,
+			strerror_r(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "cannot read %s: not a regular file", path);
+		goto fail;
+	}
+	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			set_err(err, errlen, "cannot read %s: %s", path,
+				strerror_r(errno, eb, sizeof(eb)));
+			goto fail;
+		}
+		if (out->len + (size_t)got > CONFIG_FILE_MAX) {
+			set_err(err, errlen, "%s is larger than %d KiB", path,
+				CONFIG_FILE_MAX / 1024);
+			goto fail;
+		}
+		if (memchr(chunk, '\0', (size_t)got)) {
+			set_err(err, errlen, "%s contains a NUL byte", path);
+			goto fail;
+		}
+		if (buf_add(out, chunk, (size_t)got) < 0) {
+			set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	if (!out->p && buf_add(out, "", 0) < 0) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (out->len && out->p[out->len - 1] == '\n') {
+		out->len--;
+		if (out->len && out->p[out->len - 1] == '\r')
+			out->len--;
+	}
+	out->p[out->len] = '\0';
+	return 0;
+fail:
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	return -1;
+}
+
+static int is_name_char(char ch, int first)
+{
+	return ch == '_' || (ch >= 'a' && ch <= 'z') ||
+	       (ch >= 'A' && ch <= 'Z') || (!first && ch >= '0' && ch <= '9');
+}
+
+/* One reference: `ref` is the text between "${" and "}". */
+static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
+		      size_t errlen)
+{
+	struct buf file = {0};
+	char name[256];
+	const char *value;
+	size_t n = 0;
+	int rc;
+
+	if (len >= 5 && !strncmp(ref, "file:", 5)) {
+		char *path = strndup(ref + 5, len - 5);
+
+		if (!path) {
+			set_err(err, errlen, "out of memory");
+			return -1;
+		}
+		if (!*path) {
+			set_err(err, errlen, "${file:} needs a path");
+			rc = -1;
+		} else {
+			rc = read_small_file(path, &file, err, errlen);
+		}
+		if (rc == 0 && buf_add(b, file.p, file.len) < 0) {
+			set_err(err, errlen, "out of memory");
+			rc = -1;
+		}
+		buf_free(&file);
+		free(path);
+		return rc;
+	}
+	while (n < len && is_name_char(ref[n], n == 0))
+		n++;
+	if (n == 0 || n >= sizeof(name) ||
+	    (n < len && (len - n < 2 || ref[n] != ':' || ref[n + 1] != '-'))) {
+		/* Only the name part is shown: a default may be sensitive. */
+		set_err(err, errlen,
+			"bad reference \"${%.*s\": expected ${NAME}, "
+			"${NAME:-default} or ${file:/path}",
+			(int)(n < 64 ? n : 64), ref);
+		return -1;
+	}
+	memcpy(name, ref, n);
+	name[n] = '\0';
+	value = getenv(name);
+	if (n < len && (!value || !*value)) { /* ${NAME:-default}, like sh */
+		value = ref + n + 2;
+		len -= n + 2;
+		if (memmem(value, len, "${", 2)) {
+			set_err(err, errlen,
+				"${%s:-...}: a default cannot hold another ${...}",
+				name);
+			return -1;
+		}
+	} else if (value) {
+		len = strlen(value);
+	} else {
+		set_err(err, errlen, "variable %s is not set", name);
+		return -1;
+	}
+	if (buf_add(b, value, len) < 0) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int config_expand(const char *in, char **out, char *err, size_t errlen)
+{
+	struct buf b = {0};
+	const char *s = in;
+
+	*out = NULL;
+	if (buf_add(&b, "", 0) < 0)
+		goto oom;
+	while (*s) {
+		const char *end;
+		size_t plain = strcspn(s, "$");
+
+		if (plain) {
+			if (buf_add(&b, s, plain) < 0)
+				goto oom;
+			s += plain;
+			continue;
+		}
+		if (s[1] != '{') {
+			/* "$$" is one '$'; a '$' before anything else is kept. */
+			if (buf_add(&b, "$", 1) < 0)
+				goto oom;
+			s += s[1] == '$' ? 2 : 1;
+			continue;
+		}
+		end = strchr(s + 2, '}');
+		if (!end) {
+			set_err(err, errlen,
+				"unterminated \"${\" (missing \"}\"); "
+				"write $$ for a literal $");
+			goto fail;
+		}
+		if (expand_ref(&b, s + 2, (size_t)(end - s - 2), err, errlen) < 0)
+			goto fail;
+		s = end + 1;
+	}
+	*out = b.p;
+	return 0;
+oom:
+	set_err(err, errlen, "out of memory");
+fail:
+	buf_free(&b);
+	return -1;
+}
+
+/* --- value parsers ------------------------------------------------------- */
+
+int config_parse_duration(const char *text, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	uint64_t whole = 0, frac = 0, scale = 1;
+	const char *s = text;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		whole = whole * 10 + (uint64_t)(*s - '0');
+		if (whole > 1000000000000ULL) /* keeps whole * 1h in int64 */
+			return -1;
+	}
+	if (*s == '.') {
+		if (*++s < '0' || *s > '9')
+			return -1;
+		for (; *s >= '0' && *s <= '9'; s++) {
+			if (scale < 1000000000ULL) { /* finer is noise */
+				frac = frac * 10 + (uint64_t)(*s - '0');
+				scale *= 10;
+			}
+		}
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (!strcmp(s, units[i].unit)) {
+			uint64_t u = units[i].ms;
+
+			*ms = (int64_t)(whole * u + (frac * u + scale / 2) / scale);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "[host]:port", "host:port" or ":port"; *host is "" for every address. */
+static int listen_parse(const char *text, char **host, int *port)
+{
+	const char *h = text, *p, *bad = " \t\r\n/[]";
+	size_t hlen;
+	long v = 0;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (!close || close == text + 1 || close[1] != ':')
+			return -1;
+		h = text + 1;
+		hlen = (size_t)(close - h);
+		p = close + 2;
+	} else {
+		const char *colon = strrchr(text, ':');
+
+		/* An IPv6 address needs its brackets. */
+		if (!colon || memchr(text, ':', (size_t)(colon - text)))
+			return -1;
+		hlen = (size_t)(colon - text);
+		p = colon + 1;
+	}
+	for (size_t i = 0; i < hlen; i++)
+		if (strchr(bad, h[i]) || (unsigned char)h[i] < 0x20)
+			return -1;
+	if (!*p || strlen(p) > 5)
+		return -1;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*host = strndup(h, hlen);
+	if (!*host)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+static int set_listen(struct config *cfg, const char *text)
+{
+	char *copy, *host;
+	int port;
+
+	if (listen_parse(text, &host, &port) < 0)
+		return -1;
+	copy = strdup(text);
+	if (!copy) {
+		free(host);
+		return -1;
+	}
+	free(cfg->listen);
+	free(cfg->listen_host);
+	cfg->listen = copy;
+	cfg->listen_host = host;
+	cfg->listen_port = port;
+	return 0;
+}
+
+static int is_check_name(const char *s)
+{
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+		return 0;
+	return s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] == '\0';
+}
+
+/* --- fields -------------------------------------------------------------- */
+
+/* One value in the tree and where to point when it is wrong: the key for
+ * a mapping value (as in "healthd.yaml:14:5: timeout: ..."), the item
+ * itself in a list. */
+struct at {
+	const struct node *key; /* NULL for list items */
+	const struct node *val;
+	const char *label; /* "timeout", "server.threads" */
+};
+
+static const struct node *at_pos(const struct at *a)
+{
+	return a->key ? a->key : a->val;
+}
+
+static int at_fail(struct ctx *c, const struct at *a, const char *fmt, ...)
+	HEALTHD_PRINTF(3, 4);
+static int at_fail(struct ctx *c, const struct at *a, const char *fmt, ...)
+{
+	const struct node *n = at_pos(a);
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ctx_fail_at(c, n->line, n->col, "%s: %s", a->label, msg);
+}
+
+/* `label: "as typed" PROBLEM`.  The text quoted is the file's, before
+ * expansion, so an expanded secret never reaches the message. */
+static int at_bad(struct ctx *c, const struct at *a, const char *fmt, ...)
+	HEALTHD_PRINTF(3, 4);
+static int at_bad(struct ctx *c, const struct at *a, const char *fmt, ...)
+{
+	char q[QUOTE_SIZE], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	quote(q, sizeof(q), a->val->text);
+	return at_fail(c, a, "%s%s %s", q,
+		       strstr(a->val->text, "${") ? " (after expansion)" : "",
+		       msg);
+}
+
+/* The value of `name` in `map` into *a; 0 when absent. */
+static int map_get(const struct node *map, const char *name,
+		   const char *label, struct at *a)
+{
+	a->key = a->val = NULL;
+	a->label = label;
+	if (!map || map->type != NODE_MAP)
+		return 0;
+	for (size_t i = 0; i + 1 < map->n; i += 2) {
+		if (map->kids[i]->type == NODE_SCALAR &&
+		    !strcmp(map->kids[i]->text, name)) {
+			a->key = map->kids[i];
+			a->val = map->kids[i + 1];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Every key of `map` is a known, unique scalar.  `where` ends the unknown
+ * key message: "" or " in check \"db\"". */
+static int map_check_keys(struct ctx *c, const struct node *map,
+			  const char *const *known, const char *where)
+{
+	for (size_t i = 0; i + 1 < map->n; i += 2) {
+		const struct node *k = map->kids[i];
+		char q[QUOTE_SIZE], list[512] = "";
+		size_t j;
+
+		if (k->type != NODE_SCALAR)
+			return ctx_fail_at(c, k->line, k->col,
+					   "expected a key%s, found %s", where,
+					   node_kind(k));
+		for (j = 0; known[j] && strcmp(known[j], k->text); j++)
+			;
+		if (!known[j]) {
+			for (j = 0; known[j]; j++) {
+				if (j)
+					strncat(list, ", ",
+						sizeof(list) - strlen(list) - 1);
+				strncat(list, known[j],
+					sizeof(list) - strlen(list) - 1);
+			}
+			quote(q, sizeof(q), k->text);
+			return ctx_fail_at(c, k->line, k->col,
+					   "unknown key %s%s; expected one of: %s",
+					   q, where, list);
+		}
+		for (j = 0; j < i; j += 2)
+			if (!strcmp(map->kids[j]->text, k->text))
+				return ctx_fail_at(
+					c, k->line, k->col,
+					"key \"%s\"%s appears twice (first at line %d)",
+					k->text, where, map->kids[j]->line);
+	}
+	return 0;
+}
+
+/* A section such as `log:`; *sec is NULL when absent or empty. */
+static int section(struct ctx *c, const struct node *root, const char *name,
+		   const char *const *known, const struct node **sec)
+{
+	char where[64];
+	struct at a;
+
+	*sec = NULL;
+	if (!map_get(root, name, name, &a) || a.val->type == NODE_NULL)
+		return 0;
+	if (a.val->type != NODE_MAP)
+		return at_fail(c, &a, "expected a mapping, found %s",
+			       node_kind(a.val));
+	snprintf(where, sizeof(where), " in %s", name);
+	if (map_check_keys(c, a.val, known, where) < 0)
+		return -1;
+	*sec = a.val;
+	return 0;
+}
+
+/* A scalar's expanded text (malloc'd). */
+static int field_text(struct ctx *c, const struct at *a, const char *what,
+		      char **out)
+{
+	char eb[512];
+
+	*out = NULL;
+	if (a->val->type != NODE_SCALAR)
+		return at_fail(c, a, "expected %s, found %s", what,
+			       node_kind(a->val));
+	if (config_expand(a->val->text, out, eb, sizeof(eb)) < 0)
+		return at_fail(c, a, "%s", eb);
+	return 0;
+}
+
+/* Replaces *out on success. */
+static int field_string(struct ctx *c, const struct at *a, char **out)
+{
+	char *s;
+
+	if (field_text(c, a, "a string", &s) < 0)
+		return -1;
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+static int field_bool(struct ctx *c, const struct at *a, bool *out)
+{
+	char *s;
+	int rc = 0;
+
+	if (field_text(c, a, "true or false", &s) < 0)
+		return -1;
+	if (!strcmp(s, "true"))
+		*out = true;
+	else if (!strcmp(s, "false"))
+		*out = false;
+	else
+		rc = at_bad(c, a, "is not a boolean (expected true or false)");
+	free(s);
+	return rc;
+}
+
+static int field_int(struct ctx *c, const struct at *a, int min, int max,
+		     int *out)
+{
+	const char *digits;
+	char *s;
+	long v;
+	int rc = 0;
+
+	if (field_text(c, a, "an integer", &s) < 0)
+		return -1;
+	digits = s + (s[0] == '-');
+	errno = 0;
+	v = strtol(s, NULL, 10);
+	if (!*digits || digits[strspn(digits, "0123456789")] || errno == ERANGE)
+		rc = at_bad(c, a, "is not an integer");
+	else if ((v < min || v > max) && max == INT_MAX)
+		rc = at_bad(c, a, "is out of range (expected at least %d)", min);
+	else if (v < min || v > max)
+		rc = at_bad(c, a, "is out of range (expected %d to %d)", min,
+			    max);
+	else
+		*out = (int)v;
+	free(s);
+	return rc;
+}
+
+static int field_duration(struct ctx *c, const struct at *a, bool zero_ok,
+			  int64_t *out)
+{
+	char *s;
+	int64_t v;
+	int rc = 0;
+
+	if (field_text(c, a, "a duration", &s) < 0)
+		return -1;
+	if (config_parse_duration(s, &v) < 0)
+		rc = at_bad(c, a, "is not a duration (use ms, s, m, h)");
+	else if (!zero_ok && v == 0)
+		rc = at_bad(c, a, "must be greater than 0");
+	else
+		*out = v;
+	free(s);
+	return rc;
+}
+
+/* One of `names` (NULL-terminated); *out is its index. */
+static int field_enum(struct ctx *c, const struct at *a,
+		      const char *const *names, int *out)
+{
+	char expected[128] = "", *s;
+	int rc = -1;
+
+	for (int i = 0; names[i]; i++)
+		snprintf(expected + strlen(expected),
+			 sizeof(expected) - strlen(expected), "%s%s",
+			 i ? ", " : "", names[i]);
+	if (field_text(c, a, "a single value", &s) < 0)
+		return -1;
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			rc = 0;
+		}
+	}
+	if (rc < 0)
+		at_bad(c, a, "is not valid (expected one of: %s)", expected);
+	free(s);
+	return rc;
+}
+
+/* --- checks -------------------------------------------------------------- */
+
+struct timing {
+	int64_t interval_ms, timeout_ms;
+	int failure_threshold, success_threshold;
+};
+
+static void option_clear(struct config_option *o)
+{
+	free(o->key);
+	if (o->value)
+		explicit_bzero(o->value, strlen(o->value));
+	free(o->value);
+}
+
+/* Takes over key and value whatever happens. */
+static int option_add(struct ctx *c, struct config_check *chk,
+		      const struct node *at, char *key, char *value)
+{
+	struct config_option *o;
+
+	for (size_t i = 0; i < chk->n_options; i++) {
+		if (!strcmp(chk->options[i].key, key)) {
+			ctx_fail_at(c, at->line, at->col,
+				    "options: key \"%s\" appears twice (first at line %d)",
+				    key, chk->options[i].line);
+			goto fail;
+		}
+	}
+	o = realloc(chk->options, (chk->n_options + 1) * sizeof(*o));
+	if (!o) {
+		ctx_oom(c);
+		goto fail;
+	}
+	chk->options = o;
+	o += chk->n_options++;
+	o->key = key;
+	o->value = value;
+	o->line = at->line;
+	o->col = at->col;
+	return 0;
+fail:
+	free(key);
+	if (value)
+		explicit_bzero(value, strlen(value));
+	free(value);
+	return -1;
+}
+
+/* A list of single values as one comma-joined string. */
+static int option_join(struct ctx *c, const struct at *a, char **out)
+{
+	struct buf b = {0};
+	char *item = NULL;
+
+	if (buf_add(&b, "", 0) < 0)
+		goto oom;
+	for (size_t i = 0; i < a->val->n; i++) {
+		struct at ia = {a->key, a->val->kids[i], a->label};
+
+		if (field_text(c, &ia, "single values in the list", &item) < 0)
+			goto fail;
+		if ((i && buf_add(&b, ",", 1) < 0) ||
+		    buf_add(&b, item, strlen(item)) < 0)
+			goto oom;
+		explicit_bzero(item, strlen(item));
+		free(item);
+		item = NULL;
+	}
+	*out = b.p;
+	return 0;
+oom:
+	ctx_oom(c);
+fail:
+	if (item)
+		explicit_bzero(item, strlen(item));
+	free(item);
+	buf_free(&b);
+	return -1;
+}
+
+#define OPTIONS_PREFIX_LEN (sizeof("options.") - 1)
+
+/* options: values, lists of values, and one level of mapping whose keys
+ * join their parent's with a dot ("headers.Accept"). */
+static int options_load(struct ctx *c, struct config_check *chk,
+			const struct node *map, const char *prefix)
+{
+	for (size_t i = 0; i + 1 < map->n; i += 2) {
+		const struct node *k = map->kids[i], *v = map->kids[i + 1];
+		char label[300];
+		struct at a = {k, v, label};
+		char *key = NULL, *value = NULL;
+		int n;
+
+		if (k->type != NODE_SCALAR)
+			return ctx_fail_at(c, k->line, k->col,
+					   "options: expected a key, found %s",
+					   node_kind(k));
+		n = snprintf(label, sizeof(label), "options.%s%s%s",
+			     prefix ? prefix : "", prefix ? "." : "", k->text);
+		if (n < 0 || (size_t)n >= sizeof(label) || !*k->text)
+			return ctx_fail_at(c, k->line, k->col,
+					   "options: a key must have 1 to 200 characters");
+		if (v->type == NODE_MAP) {
+			if (prefix)
+				return at_fail(c, &a,
+					       "nested too deeply (an option holds a value, "
+					       "a list, or a mapping of values)");
+			if (options_load(c, chk, v, label + OPTIONS_PREFIX_LEN) < 0)
+				return -1;
+			continue;
+		}
+		if (v->type == NODE_NULL)
+			value = strdup("");
+		else if ((v->type == NODE_LIST ? option_join(c, &a, &value)
+					       : field_text(c, &a, "", &value)) < 0)
+			return -1;
+		key = strdup(label + OPTIONS_PREFIX_LEN);
+		if (!key || !value) {
+			free(key);
+			free(value);
+			return ctx_oom(c);
+		}
+		if (option_add(c, chk, k, key, value) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *const check_keys[] = {
+	"name", "plugin", "critical", "interval", "timeout", "warn_after",
+	"failure_threshold", "success_threshold", "options", NULL,
+};
+
+/* interval, timeout and the thresholds of `map` (the defaults section or
+ * one check) over what *t holds; `prefix` starts each label. */
+static int timing_load(struct ctx *c, const struct node *map,
+		       const char *prefix, struct timing *t)
+{
+	char l_int[48], l_tmo[48], l_fail[48], l_succ[48];
+	struct at interval, timeout, a;
+
+	snprintf(l_int, sizeof(l_int), "%sinterval", prefix);
+	snprintf(l_tmo, sizeof(l_tmo), "%stimeout", prefix);
+	snprintf(l_fail, sizeof(l_fail), "%sfailure_threshold", prefix);
+	snprintf(l_succ, sizeof(l_succ), "%ssuccess_threshold", prefix);
+	if (map_get(map, "interval", l_int, &interval) &&
+	    field_duration(c, &interval, false, &t->interval_ms) < 0)
+		return -1;
+	if (map_get(map, "timeout", l_tmo, &timeout) &&
+	    field_duration(c, &timeout, false, &t->timeout_ms) < 0)
+		return -1;
+	/* Point at whichever of the two this map sets; with neither set the
+	 * inherited pair was checked already. */
+	if (t->timeout_ms > t->interval_ms && timeout.val)
+		return at_bad(c, &timeout,
+			      "is longer than the interval; the timeout must not "
+			      "exceed the interval");
+	if (t->timeout_ms > t->interval_ms)
+		return at_bad(c, &interval,
+			      "is shorter than the timeout; the timeout must not "
+			      "exceed the interval");
+	if (map_get(map, "failure_threshold", l_fail, &a) &&
+	    field_int(c, &a, 1, INT_MAX, &t->failure_threshold) < 0)
+		return -1;
+	if (map_get(map, "success_threshold", l_succ, &a) &&
+	    field_int(c, &a, 1, INT_MAX, &t->success_threshold) < 0)
+		return -1;
+	return 0;
+}
+
+static int check_load(struct ctx *c, const struct node *map, size_t idx,
+		      struct config *cfg, const struct timing *d)
+{
+	struct config_check *chk = &cfg->checks[idx];
+	struct timing t = *d;
+	struct at name, a;
+	char where[128];
+
+	if (map->type != NODE_MAP)
+		return ctx_fail_at(c, map->line, map->col,
+				   "check #%zu: expected a mapping, found %s",
+				   idx + 1, node_kind(map));
+	chk->line = map->line;
+	chk->col = map->col;
+	chk->critical = true;
+
+	if (!map_get(map, "name", "name", &name))
+		return ctx_fail_at(c, map->line, map->col,
+				   "check #%zu: name is required", idx + 1);
+	if (field_string(c, &name, &chk->name) < 0)
+		return -1;
+	if (!is_check_name(chk->name))
+		return at_bad(c, &name,
+			      "is not a valid check name (expected [a-z0-9][a-z0-9_.-]*)");
+	for (size_t i = 0; i < idx; i++)
+		if (!strcmp(cfg->checks[i].name, chk->name))
+			return ctx_fail_at(c, name.key->line, name.key->col,
+					   "check \"%s\" is defined twice (first at line %d)",
+					   chk->name, cfg->checks[i].line);
+	snprintf(where, sizeof(where), " in check \"%s\"", chk->name);
+	if (map_check_keys(c, map, check_keys, where) < 0)
+		return -1;
+
+	if (!map_get(map, "plugin", "plugin", &a))
+		return ctx_fail_at(c, map->line, map->col,
+				   "check \"%s\": plugin is required "
+				   "(a plugin name or a path to a .so)",
+				   chk->name);
+	if (field_string(c, &a, &chk->plugin) < 0)
+		return -1;
+	if (!*chk->plugin)
+		return at_fail(c, &a, "must not be empty");
+	if (map_get(map, "critical", "critical", &a) &&
+	    field_bool(c, &a, &chk->critical) < 0)
+		return -1;
+	if (timing_load(c, map, "", &t) < 0)
+		return -1;
+	chk->interval_ms = t.interval_ms;
+	chk->timeout_ms = t.timeout_ms;
+	chk->failure_threshold = t.failure_threshold;
+	chk->success_threshold = t.success_threshold;
+	if (map_get(map, "warn_after", "warn_after", &a)) {
+		if (field_duration(c, &a, true, &chk->warn_after_ms) < 0)
+			return -1;
+		if (chk->warn_after_ms >= chk->timeout_ms)
+			return at_bad(c, &a, "must be shorter than the timeout");
+	}
+	if (map_get(map, "options", "options", &a) && a.val->type != NODE_NULL) {
+		if (a.val->type != NODE_MAP)
+			return at_fail(c, &a, "expected a mapping, found %s",
+				       node_kind(a.val));
+		if (options_load(c, chk, a.val, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *const defaults_keys[] = {
+	"interval", "timeout", "failure_threshold", "success_threshold", NULL,
+};
+
+static int defaults_load(struct ctx *c, const struct node *root,
+			 struct timing *d)
+{
+	const struct node *sec;
+
+	d->interval_ms = 10000;
+	d->timeout_ms = 3000;
+	d->failure_threshold = 3;
+	d->success_threshold = 1;
+	if (section(c, root, "defaults", defaults_keys, &sec) < 0)
+		return -1;
+	return timing_load(c, sec, "defaults.", d);
+}
+
+static int checks_load(struct ctx *c, const struct node *root,
+		       struct config *cfg)
+{
+	struct timing d;
+	struct at a;
+
+	if (defaults_load(c, root, &d) < 0)
+		return -1;
+	if (!map_get(root, "checks", "checks", &a) || a.val->type == NODE_NULL)
+		return 0;
+	if (a.val->type != NODE_LIST)
+		return at_fail(c, &a, "expected a list of checks, found %s",
+			       node_kind(a.val));
+	if (!a.val->n)
+		return 0;
+	cfg->checks = calloc(a.val->n, sizeof(*cfg->checks));
+	if (!cfg->checks)
+		return ctx_oom(c);
+	cfg->n_checks = a.val->n;
+	for (size_t i = 0; i < a.val->n; i++)
+		if (check_load(c, a.val->kids[i], i, cfg, &d) < 0)
+			return -1;
+	return 0;
+}
+
+/* --- the rest of the file ------------------------------------------------ */
+
+static const char *const top_keys[] = {
+	"listen", "base_path", "metrics", "log", "plugin_dirs", "server",
+	"workers", "details", "details_token_file", "shutdown", "defaults",
+	"checks", NULL,
+};
+static const char *const log_keys[] = {"level", "format", NULL};
+static const char *const server_keys[] = {
+	"threads", "max_connections", "connection_timeout", NULL,
+};
+static const char *const shutdown_keys[] = {"drain", NULL};
+static const char *const format_names[] = {"json", "text", NULL};
+static const char *const details_names[] = {"public", "token", "hidden", NULL};
+
+static void dirs_free(char **dirs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
+static int plugin_dirs_load(struct ctx *c, const struct at *a,
+			    struct config *cfg)
+{
+	const struct node *list = a->val;
+	char **dirs = NULL;
+	size_t n = 0;
+
+	if (list->type != NODE_NULL && list->type != NODE_LIST)
+		return at_fail(c, a, "expected a list of directories, found %s",
+			       node_kind(list));
+	if (list->n && !(dirs = calloc(list->n, sizeof(*dirs))))
+		return ctx_oom(c);
+	for (; n < list->n; n++) {
+		struct at ia = {NULL, list->kids[n], a->label};
+
+		if (field_text(c, &ia, "a directory", &dirs[n]) < 0)
+			goto fail;
+		if (!*dirs[n]) {
+			at_fail(c, &ia, "a directory must not be empty");
+			n++;
+			goto fail;
+		}
+	}
+	dirs_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
+	cfg->plugin_dirs = dirs;
+	cfg->n_plugin_dirs = n;
+	return 0;
+fail:
+	dirs_free(dirs, n);
+	return -1;
+}
+
+static int listen_load(struct ctx *c, const struct at *a, struct config *cfg)
+{
+	char *s;
+	int rc = 0;
+
+	if (field_text(c, a, "an address", &s) < 0)
+		return -1;
+	if (set_listen(cfg, s) < 0)
+		rc = at_bad(c, a,
+			    "is not an address (expected [host]:port with port "
+			    "1-65535, e.g. \":8000\" or \"[::]:8000\")");
+	free(s);
+	return rc;
+}
+
+static int base_path_load(struct ctx *c, const struct at *a,
+			  struct config *cfg)
+{
+	char *s;
+	size_t n;
+
+	if (field_text(c, a, "a path", &s) < 0)
+		return -1;
+	if (s[0] != '/' || s[strcspn(s, " \t\r\n?#")]) {
+		free(s);
+		return at_bad(c, a,
+			      "is not a URL path (expected one starting with '/', "
+			      "without spaces, '?' or '#')");
+	}
+	for (n = strlen(s); n && s[n - 1] == '/'; n--)
+		s[n - 1] = '\0';
+	free(cfg->base_path);
+	cfg->base_path = s;
+	return 0;
+}
+
+static int log_load(struct ctx *c, const struct node *root, struct config *cfg)
+{
+	const struct node *sec;
+	struct at a;
+	char *s;
+	int v;
+
+	if (section(c, root, "log", log_keys, &sec) < 0)
+		return -1;
+	if (map_get(sec, "level", "log.level", &a)) {
+		if (field_text(c, &a, "a log level", &s) < 0)
+			return -1;
+		v = log_level_parse(s, &cfg->log_level);
+		free(s);
+		if (v < 0)
+			return at_bad(c, &a, "is not valid (expected one of: "
+					     "debug, info, warn, error)");
+	}
+	if (map_get(sec, "format", "log.format", &a)) {
+		if (field_enum(c, &a, format_names, &v) < 0)
+			return -1;
+		cfg->log_format = v ? LOG_TEXT : LOG_JSON;
+	}
+	return 0;
+}
+
+static int server_load(struct ctx *c, const struct node *root,
+		       struct config *cfg)
+{
+	const struct node *sec;
+	struct at a;
+
+	if (section(c, root, "server", server_keys, &sec) < 0)
+		return -1;
+	if (map_get(sec, "threads", "server.threads", &a) &&
+	    field_int(c, &a, 0, CONFIG_THREADS_MAX, &cfg->server_threads) < 0)
+		return -1;
+	if (map_get(sec, "max_connections", "server.max_connections", &a) &&
+	    field_int(c, &a, 1, INT_MAX, &cfg->max_connections) < 0)
+		return -1;
+	if (map_get(sec, "connection_timeout", "server.connection_timeout", &a) &&
+	    field_duration(c, &a, false, &cfg->connection_timeout_ms) < 0)
+		return -1;
+	if (section(c, root, "shutdown", shutdown_keys, &sec) < 0)
+		return -1;
+	if (map_get(sec, "drain", "shutdown.drain", &a) &&
+	    field_duration(c, &a, true, &cfg->drain_ms) < 0)
+		return -1;
+	if (map_get(root, "workers", "workers", &a) &&
+	    field_int(c, &a, 1, CONFIG_THREADS_MAX, &cfg->workers) < 0)
+		return -1;
+	return 0;
+}
+
+/* details, and the token read now so a missing secret fails the load. */
+static int details_load(struct ctx *c, const struct node *root,
+			struct config *cfg)
+{
+	struct buf token = {0};
+	struct at a, file;
+	char eb[512], *path = NULL;
+	int v;
+
+	if (map_get(root, "details", "details", &a)) {
+		if (field_enum(c, &a, details_names, &v) < 0)
+			return -1;
+		cfg->details = (enum config_details)v;
+	}
+	if (!map_get(root, "details_token_file", "details_token_file", &file)) {
+		if (cfg->details == DETAILS_TOKEN)
+			return at_fail(c, &a,
+				       "token needs details_token_file (a file "
+				       "holding the bearer token)");
+		return 0;
+	}
+	if (field_text(c, &file, "a file path", &path) < 0)
+		return -1;
+	/* Only read when used: a stale path must not block other modes. */
+	if (cfg->details != DETAILS_TOKEN) {
+		free(path);
+		return 0;
+	}
+	if (read_small_file(path, &token, eb, sizeof(eb)) < 0) {
+		at_fail(c, &file, "%s", eb);
+		goto fail;
+	}
+	if (!token.len) {
+		at_fail(c, &file, "%s is empty", path);
+		goto fail;
+	}
+	cfg->details_token = token.p;
+	free(path);
+	return 0;
+fail:
+	buf_free(&token);
+	free(path);
+	return -1;
+}
+
+static int root_load(struct ctx *c, const struct node *root,
+		     struct config *cfg)
+{
+	struct at a;
+
+	if (!root || root->type == NODE_NULL)
+		return 0;
+	if (root->type != NODE_MAP)
+		return ctx_fail_at(c, root->line, root->col,
+				   "expected a mapping of settings, found %s",
+				   node_kind(root));
+	if (map_check_keys(c, root, top_keys, "") < 0)
+		return -1;
+	if (map_get(root, "listen", "listen", &a) && listen_load(c, &a, cfg) < 0)
+		return -1;
+	if (map_get(root, "base_path", "base_path", &a) &&
+	    base_path_load(c, &a, cfg) < 0)
+		return -1;
+	if (map_get(root, "metrics", "metrics", &a) &&
+	    field_bool(c, &a, &cfg->metrics) < 0)
+		return -1;
+	if (log_load(c, root, cfg) < 0)
+		return -1;
+	if (map_get(root, "plugin_dirs", "plugin_dirs", &a) &&
+	    plugin_dirs_load(c, &a, cfg) < 0)
+		return -1;
+	if (server_load(c, root, cfg) < 0 || details_load(c, root, cfg) < 0)
+		return -1;
+	return checks_load(c, root, cfg);
+}
+
+static int defaults_set(struct config *cfg, const char *path)
+{
+	static const char *const dirs[] = {
+		HEALTHD_DEFAULT_PLUGIN_DIR,
+		"/opt/healthd/plugins",
+	};
+
+	cfg->path = strdup(path);
+	cfg->base_path = strdup("/api/v1/health");
+	cfg->plugin_dirs = calloc(2, sizeof(*cfg->plugin_dirs));
+	if (!cfg->path || !cfg->base_path || !cfg->plugin_dirs)
+		return -1;
+	for (; cfg->n_plugin_dirs < 2; cfg->n_plugin_dirs++) {
+		cfg->plugin_dirs[cfg->n_plugin_dirs] =
+			strdup(dirs[cfg->n_plugin_dirs]);
+		if (!cfg->plugin_dirs[cfg->n_plugin_dirs])
+			return -1;
+	}
+	cfg->metrics = true;
+	cfg->log_level = LOG_INFO;
+	cfg->log_format = LOG_JSON;
+	cfg->server_threads = 0;
+	cfg->max_connections = 512;
+	cfg->connection_timeout_ms = 10000;
+	cfg->workers = 4;
+	cfg->details = DETAILS_PUBLIC;
+	cfg->drain_ms = 5000;
+	return set_listen(cfg, "0.0.0.0:8000");
+}
+
+/* HEALTHD_LOG_LEVEL and HEALTHD_LISTEN win over the file; empty is unset. */
+static int env_apply(struct ctx *c, struct config *cfg)
+{
+	const char *v = getenv("HEALTHD_LOG_LEVEL");
+	char q[QUOTE_SIZE];
+
+	if (v && *v && log_level_parse(v, &cfg->log_level) < 0) {
+		quote(q, sizeof(q), v);
+		set_err(c->err, c->errlen,
+			"HEALTHD_LOG_LEVEL: %s is not valid (expected one of: "
+			"debug, info, warn, error)", q);
+		return -1;
+	}
+	v = getenv("HEALTHD_LISTEN");
+	if (v && *v && set_listen(cfg, v) < 0) {
+		quote(q, sizeof(q), v);
+		set_err(c->err, c->errlen,
+			"HEALTHD_LISTEN: %s is not an address (expected "
+			"[host]:port with port 1-65535, e.g. \":8000\" or "
+			"\"[::]:8000\")", q);
+		return -1;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct ctx c = {path, err, errlen};
+	struct config *cfg = NULL;
+	struct node *root = NULL;
+	struct stat st;
+	char eb[128];
+	FILE *f;
+
+	*out = NULL;
+	set_err(err, errlen, "%s", "");
+	f = fopen(path, "re");
+	if (!f)
+		return ctx_fail_at(&c, 0, 0, "cannot read: %s",
+				   strerror_r(errno, eb, sizeof(eb)));
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		ctx_fail_at(&c, 0, 0, "cannot read: is a directory");
+		goto fail;
+	}
+	if (tree_load(&c, f, &root) < 0)
+		goto fail;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || defaults_set(cfg, path) < 0) {
+		ctx_oom(&c);
+		goto fail;
+	}
+	if (root_load(&c, root, cfg) < 0 || env_apply(&c, cfg) < 0)
+		goto fail;
+	node_free(root);
+	fclose(f);
+	*out = cfg;
+	return 0;
+fail:
+	node_free(root);
+	fclose(f);
+	config_free(cfg);
+	return -1;
+}
+
+void config_check_clear(struct config_check *chk)
+{
+	for (size_t i = 0; i < chk->n_options; i++)
+		option_clear(&chk->options[i]);
+	free(chk->options);
+	free(chk->name);
+	free(chk->plugin);
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_checks; i++)
+		config_check_clear(&cfg->checks[i]);
+	free(cfg->checks);
+	dirs_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
+	if (cfg->details_token)
+		explicit_bzero(cfg->details_token, strlen(cfg->details_token));
+	free(cfg->details_token);
+	free(cfg->path);
+	free(cfg->listen);
+	free(cfg->listen_host);
+	free(cfg->base_path);
+	free(cfg);
+}
+
+const struct config_check *config_find_check(const struct config *cfg,
+					     const char *name)
+{
+	for (size_t i = 0; cfg && name && i < cfg->n_checks; i++)
+		if (cfg->checks[i].name && !strcmp(cfg->checks[i].name, name))
+			return &cfg->checks[i];
+	return NULL;
+}
+
+static const char *option_value(const struct config_check *chk,
+				const char *key)
+{
+	for (size_t i = 0; i < chk->n_options; i++)
+		if (!strcmp(chk->options[i].key, key))
+			return chk->options[i].value;
+	return NULL;
+}
+
+int config_check_equal(const struct config_check *a,
+		       const struct config_check *b)
+{
+	if (!a || !b || strcmp(a->plugin, b->plugin) ||
+	    a->critical != b->critical || a->interval_ms != b->interval_ms ||
+	    a->timeout_ms != b->timeout_ms ||
+	    a->warn_after_ms != b->warn_after_ms ||
+	    a->failure_threshold != b->failure_threshold ||
+	    a->success_threshold != b->success_threshold ||
+	    a->n_options != b->n_options)
+		return 0;
+	/* Keys are unique within a check, so equal counts and every key of
+	 * `a` found in `b` with the same value make equal sets. */
+	for (size_t i = 0; i < a->n_options; i++) {
+		const char *v = option_value(b, a->options[i].key);
+
+		if (!v || strcmp(v, a->options[i].value))
+			return 0;
+	}
+	return 1;
+}
+
+int config_check_copy(struct config_check *dst, const struct config_check *src)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->plugin = strdup(src->plugin);
+	dst->options = calloc(src->n_options ? src->n_options : 1,
+			      sizeof(*dst->options));
+	dst->n_options = 0;
+	if (!dst->name || !dst->plugin || !dst->options)
+		goto fail;
+	for (size_t i = 0; i < src->n_options; i++) {
+		struct config_option *o = &dst->options[i];
+		*o = src->options[i];
+		o->key = strdup(src->options[i].key);
+		o->value = strdup(src->options[i].value);
+		dst->n_options++;
+		if (!o->key || !o->value)
+			goto fail;
+	}
+	return 0;
+fail:
+	config_check_clear(dst);
+	memset(dst, 0, sizeof(*dst));
+	return -ENOMEM;
+}

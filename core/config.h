@@ -1,0 +1,102 @@
+/*
+ * config.h — healthd.yaml parsed, expanded and validated into plain structs.
+ *
+ * config_load() reads the whole file with libyaml and either returns a
+ * complete struct config or fails with one message of the form
+ * "FILE:LINE:COL: what was wrong, what was expected".  Messages never carry
+ * a value that came from an expansion or from a plugin option.
+ */
+#ifndef HEALTHD_CONFIG_H
+#define HEALTHD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+enum config_details {
+	DETAILS_PUBLIC,
+	DETAILS_TOKEN,
+	DETAILS_HIDDEN,
+};
+
+/* One plugin option, after expansion.  A map under options arrives as
+ * "map.key" entries; a list as one comma-separated value. */
+struct config_option {
+	char *key;
+	char *value; /* secret: never print */
+	int line, col; /* of the key, 1-based */
+};
+
+struct config_check {
+	char *name;   /* [a-z0-9][a-z0-9_.-]*, unique */
+	char *plugin; /* NAME or a path to a .so */
+	bool critical;
+	int64_t interval_ms;
+	int64_t timeout_ms;
+	int64_t warn_after_ms; /* 0: off */
+	int failure_threshold;
+	int success_threshold;
+	struct config_option *options;
+	size_t n_options;
+	int line, col; /* of the check's mapping, 1-based */
+};
+
+struct config {
+	char *path; /* as given */
+
+	char *listen;      /* as written, e.g. "0.0.0.0:8000", "[::]:8000" */
+	char *listen_host; /* NULL or "" for every address; IPv6 without [] */
+	int listen_port;
+
+	char *base_path; /* starts with '/', no trailing '/' ("" allowed for "/") */
+	bool metrics;
+	enum log_level log_level;
+	enum log_format log_format;
+
+	char **plugin_dirs;
+	size_t n_plugin_dirs;
+
+	int server_threads; /* 0: one per usable CPU */
+	int max_connections;
+	int64_t connection_timeout_ms;
+	int workers;
+
+	enum config_details details;
+	char *details_token; /* content of details_token_file; secret */
+
+	int64_t drain_ms;
+
+	struct config_check *checks;
+	size_t n_checks;
+};
+
+/* Load and validate a config file.  Applies HEALTHD_LOG_LEVEL and
+ * HEALTHD_LISTEN.  Returns 0 and *out, or -1 with a message in err. */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* "500ms", "2s", "1.5m", "1h" -> milliseconds.  Returns 0 or -1. */
+int config_parse_duration(const char *text, int64_t *ms);
+
+/* Expand ${VAR}, ${VAR:-default} and ${file:/path} in `in`.  Returns 0 and a
+ * malloc'd *out, or -1 with a message in err that names the variable or
+ * file but never a value. */
+int config_expand(const char *in, char **out, char *err, size_t errlen);
+
+/* The check named `name`, or NULL. */
+const struct config_check *config_find_check(const struct config *cfg,
+					     const char *name);
+
+/* Deep copy of one check into *dst; config_check_clear() frees it.
+ * Returns 0 or -ENOMEM. */
+int config_check_copy(struct config_check *dst, const struct config_check *src);
+void config_check_clear(struct config_check *cc);
+
+/* 1 when two checks would behave the same (same plugin, settings and
+ * options), so a reload can keep the running one. */
+int config_check_equal(const struct config_check *a,
+		       const struct config_check *b);
+
+#endif /* HEALTHD_CONFIG_H */

@@ -1,0 +1,474 @@
+/* daemon.c — config, checks, scheduler and server tied together. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "clock.h"
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "render.h"
+#include "scheduler.h"
+#include "snapshot.h"
+
+/* /live fails when the scheduler has not made progress for this long. */
+#define LIVE_STALL_MS 5000
+/* How often bodies are re-rendered when nothing changes (uptime). */
+#define REFRESH_MS 1000
+
+struct daemon {
+	char *config_path;
+	struct config *cfg;
+	struct scheduler *sched;
+	struct http *http;
+	int64_t started_at; /* monotonic ms */
+
+	/* Guarded by the scheduler's lock: */
+	bool serving, started, draining;
+	uint64_t generation;
+	int64_t loaded_at;
+	char *last_reload_error;
+	struct snapshot *pending; /* built before the server exists */
+};
+
+/* --- views and snapshots ----------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* A plain copy of the state, for rendering.  Scheduler lock held. */
+static int daemon_view(struct daemon *d, struct health_view *v)
+{
+	size_t n;
+	struct check *const *checks = scheduler_checks(d->sched, &n);
+
+	memset(v, 0, sizeof(*v));
+	v->checks = calloc(n ? n : 1, sizeof(*v->checks));
+	if (!v->checks)
+		return -ENOMEM;
+	v->n_checks = n;
+	v->started = d->started;
+	v->draining = d->draining;
+	v->uptime_s = (double)(clock_mono_ms() - d->started_at) / 1000.0;
+	v->generation = d->generation;
+	v->loaded_at = d->loaded_at;
+	v->last_reload_ok = !d->last_reload_error;
+	v->last_reload_error = dup_or_null(d->last_reload_error);
+	for (size_t i = 0; i < n; i++) {
+		const struct check *c = checks[i];
+		struct check_view *cv = &v->checks[i];
+		cv->name = strdup(c->def.name);
+		cv->plugin = strdup(c->plugin->desc->name);
+		cv->critical = c->def.critical;
+		cv->status = c->counters.status;
+		cv->last_result = c->counters.last_result;
+		cv->message = strdup(c->message);
+		cv->details = dup_or_null(c->details);
+		cv->duration_ms = c->duration_ms;
+		cv->last_run = c->last_run;
+		cv->last_success = c->last_success;
+		cv->last_failure = c->last_failure;
+		cv->consecutive_failures = c->counters.consecutive_failures;
+		cv->consecutive_successes = c->counters.consecutive_successes;
+		cv->interval_ms = c->def.interval_ms;
+		cv->timeout_ms = c->def.timeout_ms;
+		if (!cv->name || !cv->plugin || !cv->message) {
+			render_view_clear(v);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* Started: listening and every check has a first result.  Latched: a check
+ * added by a later reload does not make the service "start" again. */
+static void daemon_update_started(struct daemon *d)
+{
+	size_t n;
+	struct check *const *checks = scheduler_checks(d->sched, &n);
+
+	if (d->started || !d->serving)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (checks[i]->counters.status == STATUS_PENDING)
+			return;
+	d->started = true;
+	log_info("started: every check has a first result");
+}
+
+/* The scheduler's `changed` callback: render and publish.  Lock held. */
+static void daemon_changed(void *ctx)
+{
+	struct daemon *d = ctx;
+	struct health_view v;
+	struct snapshot *s;
+
+	daemon_update_started(d);
+	if (daemon_view(d, &v) < 0 || !(s = snapshot_build(&v, d->cfg))) {
+		log_error("out of memory rendering responses; serving the last ones");
+		return;
+	}
+	if (d->http) {
+		http_publish(d->http, s);
+	} else {
+		snapshot_unref(d->pending);
+		d->pending = s;
+	}
+}
+
+static void daemon_refresh(struct daemon *d)
+{
+	scheduler_lock(d->sched);
+	daemon_changed(d);
+	scheduler_unlock(d->sched);
+}
+
+static bool daemon_alive(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return clock_mono_ms() - scheduler_heartbeat(d->sched) < LIVE_STALL_MS;
+}
+
+/* --- checks from a config ------------------------------------------------------ */
+
+static void checks_free(struct check **checks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		check_unref(checks[i]);
+	free(checks);
+}
+
+/* One check per config entry: a running check whose definition is unchanged
+ * is kept (a new reference), every other one is created.  Returns 0 and
+ * *out, or a negative code with the first error in err. */
+static int checks_build(const struct config *cfg, struct check *const *running,
+			size_t n_running, struct check ***out, char *err,
+			size_t errlen)
+{
+	struct check **checks = calloc(cfg->n_checks ? cfg->n_checks : 1,
+				       sizeof(*checks));
+	int rc = 0;
+
+	if (!checks)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_checks; i++) {
+		const struct config_check *cc = &cfg->checks[i];
+		for (size_t j = 0; j < n_running && !checks[i]; j++)
+			if (strcmp(running[j]->def.name, cc->name) == 0 &&
+			    config_check_equal(&running[j]->def, cc))
+				checks[i] = check_ref(running[j]);
+		if (checks[i])
+			continue;
+		rc = check_create(cfg->path, cc, cfg->plugin_dirs,
+				  cfg->n_plugin_dirs, &checks[i], err, errlen);
+		if (rc < 0) {
+			checks_free(checks, i);
+			return rc;
+		}
+	}
+	*out = checks;
+	return 0;
+}
+
+int daemon_check_config(const char *config_path, char *err, size_t errlen)
+{
+	struct config *cfg;
+	struct check **checks;
+
+	if (config_load(config_path, &cfg, err, errlen) < 0)
+		return -1;
+	if (checks_build(cfg, NULL, 0, &checks, err, errlen) < 0) {
+		config_free(cfg);
+		return -1;
+	}
+	checks_free(checks, cfg->n_checks);
+	config_free(cfg);
+	return 0;
+}
+
+/* --- start ------------------------------------------------------------------- */
+
+struct daemon *daemon_new(const char *config_path, bool serve, char *err,
+			  size_t errlen)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	struct check **checks = NULL;
+
+	if (!d || !(d->config_path = strdup(config_path))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	d->started_at = clock_mono_ms();
+	if (config_load(config_path, &d->cfg, err, errlen) < 0)
+		goto fail;
+	log_configure(d->cfg->log_level, d->cfg->log_format);
+	if (checks_build(d->cfg, NULL, 0, &checks, err, errlen) < 0)
+		goto fail;
+	d->generation = 1;
+	d->loaded_at = clock_wall_ms();
+	d->sched = scheduler_new(d->cfg->workers, daemon_changed, d);
+	if (!d->sched) {
+		checks_free(checks, d->cfg->n_checks);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	scheduler_replace(d->sched, checks, d->cfg->n_checks);
+	free(checks); /* the scheduler took the references */
+
+	if (serve) {
+		struct http_settings hs = {
+			.listen_host = d->cfg->listen_host,
+			.listen_port = d->cfg->listen_port,
+			.threads = d->cfg->server_threads,
+			.max_connections = d->cfg->max_connections,
+			.connection_timeout_ms = d->cfg->connection_timeout_ms,
+			.alive = daemon_alive,
+			.ctx = d,
+		};
+		scheduler_lock(d->sched);
+		struct snapshot *first = d->pending;
+		d->pending = NULL;
+		scheduler_unlock(d->sched);
+		d->http = http_start(&hs, first, err, errlen);
+		if (!d->http)
+			goto fail;
+		scheduler_lock(d->sched);
+		d->serving = true;
+		scheduler_unlock(d->sched);
+	}
+	if (scheduler_start(d->sched) < 0) {
+		snprintf(err, errlen, "cannot start the scheduler threads");
+		goto fail;
+	}
+	log_info("healthd %s: %zu check%s from %s", HEALTHD_VERSION,
+		 d->cfg->n_checks, d->cfg->n_checks == 1 ? "" : "s", config_path);
+	daemon_refresh(d);
+	return d;
+fail:
+	daemon_free(d);
+	return NULL;
+}
+
+/* --- reload ---------------------------------------------------------------------- */
+
+/* Settings only a restart can change: say so rather than ignore them. */
+static void daemon_report_restart(const struct config *old, const struct config *cfg)
+{
+	if (strcmp(old->listen, cfg->listen) != 0)
+		log_warn("listen changed to %s: takes effect after a restart",
+			 cfg->listen);
+	if (old->server_threads != cfg->server_threads ||
+	    old->max_connections != cfg->max_connections ||
+	    old->connection_timeout_ms != cfg->connection_timeout_ms)
+		log_warn("server settings changed: take effect after a restart");
+	if (old->workers != cfg->workers)
+		log_warn("workers changed to %d: takes effect after a restart",
+			 cfg->workers);
+}
+
+/* Parse, validate and build everything first; swap only when all of it
+ * worked, so a bad edit changes nothing. */
+static void daemon_reload(struct daemon *d, const char *why)
+{
+	char err[1024];
+	struct config *cfg;
+	struct check **checks = NULL;
+	struct check *const *running;
+	size_t n_running;
+
+	log_info("reloading %s (%s)", d->config_path, why);
+	if (config_load(d->config_path, &cfg, err, sizeof(err)) < 0)
+		goto fail;
+	scheduler_lock(d->sched);
+	running = scheduler_checks(d->sched, &n_running);
+	/* The running set only changes on this thread, so the pointers stay
+	 * valid once unlocked; creating instances must not hold the lock. */
+	struct check **snapshot_of_running = malloc((n_running ? n_running : 1) *
+						    sizeof(*running));
+	if (snapshot_of_running) {
+		memcpy(snapshot_of_running, running, n_running * sizeof(*running));
+		for (size_t i = 0; i < n_running; i++)
+			check_ref(snapshot_of_running[i]);
+	}
+	scheduler_unlock(d->sched);
+	if (!snapshot_of_running) {
+		config_free(cfg);
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	int rc = checks_build(cfg, snapshot_of_running, n_running, &checks, err,
+			      sizeof(err));
+	checks_free(snapshot_of_running, n_running);
+	if (rc < 0) {
+		config_free(cfg);
+		goto fail;
+	}
+
+	daemon_report_restart(d->cfg, cfg);
+	log_configure(cfg->log_level, cfg->log_format);
+	scheduler_lock(d->sched);
+	struct config *old = d->cfg;
+	d->cfg = cfg;
+	d->generation++;
+	d->loaded_at = clock_wall_ms();
+	free(d->last_reload_error);
+	d->last_reload_error = NULL;
+	scheduler_unlock(d->sched);
+	scheduler_replace(d->sched, checks, cfg->n_checks);
+	free(checks);
+	config_free(old);
+	log_info("config generation %llu: %zu check%s",
+		 (unsigned long long)d->generation, cfg->n_checks,
+		 cfg->n_checks == 1 ? "" : "s");
+	return;
+fail:
+	log_error("reload failed, keeping generation %llu: %s",
+		  (unsigned long long)d->generation, err);
+	scheduler_lock(d->sched);
+	free(d->last_reload_error);
+	d->last_reload_error = strdup(err);
+	daemon_changed(d);
+	scheduler_unlock(d->sched);
+}
+
+/* --- run and stop ------------------------------------------------------------------ */
+
+int daemon_run(struct daemon *d)
+{
+	sigset_t set;
+	int sfd;
+	int64_t drain_end = 0, next_refresh = clock_mono_ms() + REFRESH_MS;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		int64_t now = clock_mono_ms();
+		int64_t until = next_refresh;
+		if (drain_end && drain_end < until)
+			until = drain_end;
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int n = poll(&p, 1, until > now ? (int)(until - now) : 0);
+
+		if (n > 0) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				daemon_reload(d, "SIGHUP");
+			} else if (drain_end) {
+				log_warn("second signal %s: exiting at once",
+					 strsignal((int)si.ssi_signo));
+				_exit(128 + (int)si.ssi_signo);
+			} else {
+				log_info("%s: draining for %lld ms; /ready answers 503",
+					 strsignal((int)si.ssi_signo),
+					 (long long)d->cfg->drain_ms);
+				scheduler_lock(d->sched);
+				d->draining = true;
+				daemon_changed(d);
+				scheduler_unlock(d->sched);
+				drain_end = clock_mono_ms() + d->cfg->drain_ms;
+			}
+		}
+		now = clock_mono_ms();
+		if (drain_end && now >= drain_end)
+			break;
+		if (now >= next_refresh) {
+			daemon_refresh(d);
+			next_refresh = now + REFRESH_MS;
+		}
+	}
+	close(sfd);
+	log_info("drained; stopping");
+	return 0;
+}
+
+int daemon_once(struct daemon *d, bool json)
+{
+	int64_t longest = 0, until;
+	struct health_view v;
+	size_t n;
+	bool all;
+
+	scheduler_lock(d->sched);
+	struct check *const *checks = scheduler_checks(d->sched, &n);
+	for (size_t i = 0; i < n; i++)
+		if (checks[i]->def.timeout_ms > longest)
+			longest = checks[i]->def.timeout_ms;
+	scheduler_unlock(d->sched);
+	/* Timeouts are published at the deadline: this is only a backstop. */
+	until = clock_mono_ms() + longest + 1000;
+	do {
+		usleep(5000);
+		scheduler_lock(d->sched);
+		checks = scheduler_checks(d->sched, &n);
+		all = true;
+		for (size_t i = 0; i < n; i++)
+			all = all && checks[i]->counters.status != STATUS_PENDING;
+		if (all || clock_mono_ms() >= until) {
+			d->started = all;
+			if (daemon_view(d, &v) < 0) {
+				scheduler_unlock(d->sched);
+				return 3;
+			}
+			break;
+		}
+		scheduler_unlock(d->sched);
+	} while (1);
+	scheduler_unlock(d->sched);
+
+	int code;
+	enum verdict verdict = render_verdict(&v, NULL);
+	if (json) {
+		char *text = render_health(&v, NULL, false, RENDER_NATIVE, &code);
+		printf("%s\n", text ? text : "{}");
+		free(text);
+	} else {
+		for (size_t i = 0; i < v.n_checks; i++)
+			printf("%-24s %-8s %s%s\n", v.checks[i].name,
+			       state_status_name(v.checks[i].status),
+			       v.checks[i].critical ? "" : "(informational) ",
+			       v.checks[i].message);
+		printf("verdict: %s\n", state_verdict_name(verdict));
+	}
+	fflush(stdout);
+	render_view_clear(&v);
+	return (int)verdict;
+}
+
+bool daemon_free(struct daemon *d)
+{
+	if (!d)
+		return true;
+	http_stop(d->http);
+	d->http = NULL;
+	if (d->sched && !scheduler_stop(d->sched)) {
+		/* A plugin is still inside check(): its instance, plugin and
+		 * config must stay; the process is about to exit. */
+		log_warn("a check is still running past its deadline; leaving it");
+		return false;
+	}
+	scheduler_free(d->sched);
+	snapshot_unref(d->pending);
+	config_free(d->cfg);
+	free(d->last_reload_error);
+	free(d->config_path);
+	free(d);
+	return true;
+}

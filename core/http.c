@@ -1,0 +1,469 @@
+/* http.c — routing probe requests to pre-rendered bodies (libmicrohttpd). */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+#include "render.h"
+
+#define REQUEST_ID_MAX 128
+#define EXCLUDE_MAX 64
+
+struct http {
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t lock; /* guards `current` */
+	struct snapshot *current;
+	struct body not_found, not_allowed, live[2];
+	bool (*alive)(void *ctx);
+	void *ctx;
+	uint32_t id_prefix;
+	uint64_t id_counter; /* atomic */
+};
+
+static struct snapshot *http_acquire(struct http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	struct snapshot *s = snapshot_ref(h->current);
+	pthread_mutex_unlock(&h->lock);
+	return s;
+}
+
+void http_publish(struct http *h, struct snapshot *s)
+{
+	pthread_mutex_lock(&h->lock);
+	struct snapshot *old = h->current;
+	h->current = s;
+	pthread_mutex_unlock(&h->lock);
+	snapshot_unref(old);
+}
+
+static void release_snapshot(void *cls)
+{
+	snapshot_unref(cls);
+}
+
+/* A client's X-Request-ID is echoed only when it is short and printable, so
+ * it cannot inject headers or bloat responses. */
+static bool request_id_ok(const char *id)
+{
+	size_t n = 0;
+
+	for (; id[n]; n++)
+		if (n >= REQUEST_ID_MAX || id[n] <= ' ' || id[n] > '~')
+			return false;
+	return n > 0;
+}
+
+/* Who owns a body's bytes. */
+enum owner {
+	OWNER_SNAPSHOT, /* the snapshot: the response holds a reference */
+	OWNER_HTTP,     /* struct http, for its whole life */
+	OWNER_RESPONSE, /* malloc'd for this request; MHD frees it */
+};
+
+static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn,
+			     struct snapshot *snap, enum owner owner,
+			     const char *text, size_t len, int code,
+			     const char *content_type)
+{
+	struct MHD_Response *r;
+	char generated[32];
+	const char *id;
+	enum MHD_Result ret;
+
+	if (owner == OWNER_SNAPSHOT)
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			len, (void *)text, release_snapshot, snapshot_ref(snap));
+	else
+		r = MHD_create_response_from_buffer(
+			len, (void *)text,
+			owner == OWNER_HTTP ? MHD_RESPMEM_PERSISTENT
+					    : MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		if (owner == OWNER_SNAPSHOT)
+			snapshot_unref(snap);
+		else if (owner == OWNER_RESPONSE)
+			free((void *)text);
+		return MHD_NO;
+	}
+	id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+	if (!id || !request_id_ok(id)) {
+		uint64_t n = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
+		snprintf(generated, sizeof(generated), "%08x-%012llx",
+			 h->id_prefix, (unsigned long long)n);
+		id = generated;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "X-Request-ID", id);
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(conn, (unsigned int)code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_body(struct http *h, struct MHD_Connection *conn,
+				  struct snapshot *snap, const struct body *b,
+				  const char *content_type)
+{
+	return reply(h, conn, snap, snap ? OWNER_SNAPSHOT : OWNER_HTTP, b->text,
+		     b->len, b->code, content_type);
+}
+
+/* `code` is read only here, after the renderer that sets it has run. */
+static enum MHD_Result reply_text(struct http *h, struct MHD_Connection *conn,
+				  char *text, const int *code,
+				  const char *content_type)
+{
+	if (!text)
+		return MHD_NO;
+	return reply(h, conn, NULL, OWNER_RESPONSE, text, strlen(text), *code,
+		     content_type);
+}
+
+/* Constant time in the token's length, so a probe of the token learns
+ * nothing from timing. */
+static bool token_matches(const char *given, const char *want)
+{
+	size_t gl = strlen(given), wl = strlen(want);
+	unsigned char diff = gl != wl;
+
+	for (size_t i = 0; i < wl; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+	return diff == 0;
+}
+
+static enum snapshot_detail detail_for(const struct snapshot *s,
+				       struct MHD_Connection *conn)
+{
+	const char *auth;
+
+	switch (s->details) {
+	case DETAILS_PUBLIC:
+		return SNAPSHOT_PUBLIC;
+	case DETAILS_HIDDEN:
+		return SNAPSHOT_REDACTED;
+	default:
+		auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						   MHD_HTTP_HEADER_AUTHORIZATION);
+		if (auth && s->token && strncasecmp(auth, "Bearer ", 7) == 0 &&
+		    token_matches(auth + 7, s->token))
+			return SNAPSHOT_PUBLIC;
+		return SNAPSHOT_REDACTED;
+	}
+}
+
+struct excludes {
+	const char *names[EXCLUDE_MAX];
+	size_t n;
+};
+
+static enum MHD_Result collect_exclude(void *cls, enum MHD_ValueKind kind,
+				       const char *key, const char *value)
+{
+	struct excludes *ex = cls;
+
+	(void)kind;
+	if (strcmp(key, "exclude") == 0 && value && ex->n < EXCLUDE_MAX)
+		ex->names[ex->n++] = value;
+	return MHD_YES;
+}
+
+static bool wants_health_json(struct MHD_Connection *conn)
+{
+	const char *accept =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	return accept && strstr(accept, "application/health+json");
+}
+
+static const char json_type[] = "application/json";
+static const char health_json_type[] = "application/health+json";
+
+/* Answer a path under base_path: "" or "/", "/startup", "/live", "/ready",
+ * "/checks/NAME".  Returns -1 for an unknown path. */
+static int route(struct http *h, struct MHD_Connection *conn,
+		 struct snapshot *s, const char *rest, bool get_or_head,
+		 enum MHD_Result *ret)
+{
+	struct excludes ex = {.n = 0};
+	struct render_exclude rex;
+	const struct body *b;
+	int code;
+
+	enum { ROOT, STARTUP, LIVE, READY, CHECK } what;
+	if (!*rest || strcmp(rest, "/") == 0)
+		what = ROOT;
+	else if (strcmp(rest, "/startup") == 0)
+		what = STARTUP;
+	else if (strcmp(rest, "/live") == 0)
+		what = LIVE;
+	else if (strcmp(rest, "/ready") == 0)
+		what = READY;
+	else if (strncmp(rest, "/checks/", 8) == 0 && rest[8])
+		what = CHECK;
+	else
+		return -1;
+	if (!get_or_head) {
+		*ret = reply_body(h, conn, NULL, &h->not_allowed, json_type);
+		return 0;
+	}
+
+	if (what == ROOT || what == READY) {
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
+					  collect_exclude, &ex);
+		rex.names = ex.names;
+		rex.n = ex.n;
+	}
+	switch (what) {
+	case STARTUP:
+		*ret = reply_body(h, conn, s, &s->startup, json_type);
+		break;
+	case LIVE:
+		*ret = reply_body(h, conn, NULL, &h->live[h->alive(h->ctx)],
+				  json_type);
+		break;
+	case READY:
+		if (ex.n)
+			*ret = reply_text(h, conn, render_ready(&s->view, &rex, &code),
+					  &code, json_type);
+		else
+			*ret = reply_body(h, conn, s, &s->ready, json_type);
+		break;
+	case ROOT: {
+		enum snapshot_detail d = detail_for(s, conn);
+		enum render_format f = wants_health_json(conn) ? RENDER_HEALTH_JSON
+							       : RENDER_NATIVE;
+		const char *type = f == RENDER_HEALTH_JSON ? health_json_type
+							   : json_type;
+		if (ex.n)
+			*ret = reply_text(h, conn,
+					  render_health(&s->view, &rex,
+							d == SNAPSHOT_REDACTED, f,
+							&code),
+					  &code, type);
+		else
+			*ret = reply_body(h, conn, s, &s->health[d][f], type);
+		break;
+	}
+	case CHECK:
+		b = snapshot_check(s, rest + 8, detail_for(s, conn));
+		if (!b) {
+			code = 404;
+			*ret = reply_text(h, conn, render_error(404, "no such check"),
+					  &code, json_type);
+		}
+		else
+			*ret = reply_body(h, conn, s, b, json_type);
+		break;
+	}
+	return 0;
+}
+
+static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
+				   const char *url, const char *method,
+				   const char *version, const char *upload_data,
+				   size_t *upload_data_size, void **con_cls)
+{
+	static int seen;
+	struct http *h = cls;
+	struct snapshot *s;
+	enum MHD_Result ret = MHD_NO;
+	bool get_or_head;
+
+	(void)version;
+	(void)upload_data;
+	/* Queue on the second call: libmicrohttpd answers "Connection: close"
+	 * to a response queued on the first, which ends keep-alive. */
+	if (!*con_cls) {
+		*con_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* a body is never wanted: discard it */
+		return MHD_YES;
+	}
+	get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	s = http_acquire(h);
+	if (strncmp(url, s->base_path, s->base_len) == 0 &&
+	    (url[s->base_len] == '\0' || url[s->base_len] == '/') &&
+	    route(h, conn, s, url + s->base_len, get_or_head, &ret) == 0) {
+		snapshot_unref(s);
+		return ret;
+	}
+	snapshot_unref(s);
+	return reply_body(h, conn, NULL, &h->not_found, json_type);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_write(LOG_WARN, NULL, "http: %s", msg);
+}
+
+/* Read "quota period" from cgroup v2's cpu.max: "max" means no quota. */
+static int cgroup_cpus(void)
+{
+	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+	long long quota, period;
+	int n = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lld %lld", &quota, &period) == 2 && period > 0)
+		n = (int)((quota + period - 1) / period);
+	fclose(f);
+	return n;
+}
+
+int http_usable_cpus(void)
+{
+	cpu_set_t set;
+	int n = 1, quota;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	quota = cgroup_cpus();
+	if (quota > 0 && quota < n)
+		n = quota;
+	return n > 0 ? n : 1;
+}
+
+/* A static body for a fixed answer (404, 405, /live). */
+static int body_static(struct body *b, char *text, const int *code)
+{
+	if (!text)
+		return -ENOMEM;
+	b->text = text;
+	b->len = strlen(text);
+	b->code = *code;
+	return 0;
+}
+
+static void http_free(struct http *h)
+{
+	free(h->not_found.text);
+	free(h->not_allowed.text);
+	free(h->live[0].text);
+	free(h->live[1].text);
+	snapshot_unref(h->current);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
+			char *err, size_t errlen)
+{
+	struct http *h = calloc(1, sizeof(*h));
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL, *use;
+	char port[16];
+	int rc, threads;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+	if (!h) {
+		snapshot_unref(first);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->current = first;
+	h->alive = cfg->alive;
+	h->ctx = cfg->ctx;
+	h->id_prefix = (uint32_t)(clock_wall_ms() ^ ((uint64_t)getpid() << 16));
+	static const int code_404 = 404, code_405 = 405;
+	int code_live[2];
+	if (body_static(&h->not_found, render_error(404, "not found"), &code_404) ||
+	    body_static(&h->not_allowed,
+			render_error(405, "method not allowed; use GET or HEAD"),
+			&code_405) ||
+	    body_static(&h->live[0], render_live(false, &code_live[0]),
+			&code_live[0]) ||
+	    body_static(&h->live[1], render_live(true, &code_live[1]),
+			&code_live[1])) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+
+	snprintf(port, sizeof(port), "%d", cfg->listen_port);
+	rc = getaddrinfo(cfg->listen_host && *cfg->listen_host ? cfg->listen_host
+							       : NULL,
+			 port, &hints, &ai);
+	if (rc) {
+		snprintf(err, errlen, "listen address \"%s\": %s",
+			 cfg->listen_host ? cfg->listen_host : "", gai_strerror(rc));
+		goto fail;
+	}
+	/* Every address: prefer the IPv4 wildcard, as "0.0.0.0" would. */
+	use = ai;
+	for (struct addrinfo *p = ai; p; p = p->ai_next)
+		if (p->ai_family == AF_INET) {
+			use = p;
+			break;
+		}
+	if (cfg->listen_host && *cfg->listen_host)
+		use = ai;
+	if (use->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+
+	threads = cfg->threads > 0 ? cfg->threads : http_usable_cpus();
+	h->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, http_handle, h,
+		/* The logger first, so no option's message escapes it. */
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, use->ai_addr,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(threads > 1 ? threads : 0),
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)((cfg->connection_timeout_ms + 999) / 1000),
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		MHD_OPTION_END);
+	if (!h->mhd) {
+		snprintf(err, errlen, "cannot listen on port %d: %s",
+			 cfg->listen_port, strerror(errno));
+		goto fail;
+	}
+	freeaddrinfo(ai);
+	log_info("listening on port %d with %d HTTP thread%s", http_port(h),
+		 threads, threads == 1 ? "" : "s");
+	return h;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	http_free(h);
+	return NULL;
+}
+
+int http_port(const struct http *h)
+{
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	return info ? info->port : 0;
+}
+
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->mhd);
+	http_free(h);
+}

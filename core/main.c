@@ -1,0 +1,118 @@
+/* main.c — the command line: run, --check-config, --once, --version. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "loader.h"
+#include "log.h"
+
+#define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: healthd [-c FILE]                 run the daemon\n"
+		"       healthd -c FILE --check-config    validate and exit: 0 valid, 2 invalid\n"
+		"       healthd -c FILE --once [--json]   run every check once and print;\n"
+		"                                         exit 0 healthy, 1 degraded, 2 unhealthy, 3 error\n"
+		"       healthd --version | --help\n"
+		"\n"
+		"The config path defaults to $HEALTHD_CONFIG, then " DEFAULT_CONFIG ".\n"
+		"HEALTHD_LOG_LEVEL and HEALTHD_LISTEN override log.level and listen.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"once", no_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = getenv("HEALTHD_CONFIG");
+	bool check_only = false, once = false, json = false;
+	char err[1024];
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'o':
+			once = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'V':
+			printf("healthd %s (plugin ABI %d.%d)\n", HEALTHD_VERSION,
+			       HEALTHD_ABI_MAJOR, HEALTHD_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc || (json && !once) || (check_only && once)) {
+		usage(stderr);
+		return 2;
+	}
+	if (!path || !*path)
+		path = DEFAULT_CONFIG;
+
+	/* Signals arrive through the daemon's signalfd: block them before any
+	 * thread starts, so every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (!check_only && !once)
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (loader_init() < 0) {
+		log_error("cannot initialise the plugin loader");
+		return check_only ? 2 : 3;
+	}
+	if (check_only) {
+		rc = daemon_check_config(path, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "%s\n", err);
+		else
+			printf("%s: valid\n", path);
+		loader_exit();
+		return rc < 0 ? 2 : 0;
+	}
+
+	struct daemon *d = daemon_new(path, !once, err, sizeof(err));
+	if (!d) {
+		log_error("%s", err);
+		loader_exit();
+		return once ? 3 : 1;
+	}
+	rc = once ? daemon_once(d, json) : daemon_run(d);
+	if (!daemon_free(d)) {
+		/* A plugin still runs: unloading it would pull its code away. */
+		fflush(NULL);
+		_exit(rc);
+	}
+	loader_exit();
+	return rc;
+}

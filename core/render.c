@@ -1,0 +1,309 @@
+/* render.c — JSON bodies for every endpoint (json-c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "clock.h"
+#include "render.h"
+
+#ifndef HEALTHD_VERSION
+#define HEALTHD_VERSION "0.0.0"
+#endif
+
+static bool excluded(const struct render_exclude *ex, const char *name)
+{
+	for (size_t i = 0; ex && i < ex->n; i++)
+		if (strcmp(ex->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static char *to_text(json_object *o)
+{
+	char *s = strdup(json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return s;
+}
+
+/* A double with one decimal, printed as written ("1.2", not 1.2000000002). */
+static json_object *decimal(double v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%.1f", v);
+	return json_object_new_double_s(v, buf);
+}
+
+static json_object *timestamp(int64_t wall_ms)
+{
+	char buf[32];
+
+	if (!wall_ms)
+		return NULL; /* json null */
+	clock_format(wall_ms, buf, sizeof(buf));
+	return json_object_new_string(buf);
+}
+
+static void add(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, v);
+}
+
+enum verdict render_verdict(const struct health_view *v,
+			    const struct render_exclude *ex)
+{
+	enum verdict verdict = VERDICT_HEALTHY;
+
+	for (size_t i = 0; i < v->n_checks; i++)
+		if (!excluded(ex, v->checks[i].name))
+			verdict = state_verdict_step(verdict, v->checks[i].critical,
+						     v->checks[i].status);
+	return verdict;
+}
+
+/* Names of the critical checks that keep the service unready. */
+static json_object *blocking_checks(const struct health_view *v,
+				    const struct render_exclude *ex)
+{
+	json_object *list = json_object_new_array();
+
+	for (size_t i = 0; i < v->n_checks; i++) {
+		const struct check_view *c = &v->checks[i];
+		if (!excluded(ex, c->name) &&
+		    state_blocks_ready(c->critical, c->status))
+			json_object_array_add(list, json_object_new_string(c->name));
+	}
+	return list;
+}
+
+bool render_ready_state(const struct health_view *v,
+			const struct render_exclude *ex)
+{
+	json_object *list;
+	bool ok;
+
+	if (!v->started || v->draining)
+		return false;
+	list = blocking_checks(v, ex);
+	ok = json_object_array_length(list) == 0;
+	json_object_put(list);
+	return ok;
+}
+
+static json_object *check_object(const struct check_view *c, bool redact)
+{
+	json_object *o = json_object_new_object();
+
+	add(o, "plugin", json_object_new_string(c->plugin));
+	add(o, "critical", json_object_new_boolean(c->critical));
+	add(o, "status", json_object_new_string(state_status_name(c->status)));
+	add(o, "last_result",
+	    c->last_result == STATUS_PENDING
+		    ? NULL
+		    : json_object_new_string(state_status_name(c->last_result)));
+	if (!redact)
+		add(o, "message", c->last_result == STATUS_PENDING
+					  ? NULL
+					  : json_object_new_string(c->message));
+	add(o, "duration_ms", c->last_run ? decimal(c->duration_ms) : NULL);
+	add(o, "last_run", timestamp(c->last_run));
+	add(o, "last_success", timestamp(c->last_success));
+	add(o, "last_failure", timestamp(c->last_failure));
+	add(o, "consecutive_failures",
+	    json_object_new_int(c->consecutive_failures));
+	add(o, "consecutive_successes",
+	    json_object_new_int(c->consecutive_successes));
+	add(o, "interval_ms", json_object_new_int64(c->interval_ms));
+	add(o, "timeout_ms", json_object_new_int64(c->timeout_ms));
+	if (!redact) {
+		json_object *d = c->details ? json_tokener_parse(c->details) : NULL;
+		add(o, "details", d ? d : json_object_new_object());
+	}
+	return o;
+}
+
+static json_object *native_body(const struct health_view *v,
+				const struct render_exclude *ex, bool redact,
+				enum verdict verdict)
+{
+	json_object *o = json_object_new_object();
+	json_object *cfg = json_object_new_object();
+	json_object *checks = json_object_new_object();
+	char uptime[32];
+
+	add(o, "status", json_object_new_string(state_verdict_name(verdict)));
+	add(o, "started", json_object_new_boolean(v->started));
+	add(o, "ready", json_object_new_boolean(render_ready_state(v, ex)));
+	add(o, "draining", json_object_new_boolean(v->draining));
+	add(o, "version", json_object_new_string(HEALTHD_VERSION));
+	snprintf(uptime, sizeof(uptime), "%.1f", v->uptime_s);
+	add(o, "uptime_s", json_object_new_double_s(v->uptime_s, uptime));
+	add(cfg, "generation", json_object_new_uint64(v->generation));
+	add(cfg, "loaded_at", timestamp(v->loaded_at));
+	add(cfg, "last_reload",
+	    json_object_new_string(v->last_reload_ok ? "ok" : "error"));
+	add(cfg, "last_reload_error",
+	    v->last_reload_error ? json_object_new_string(v->last_reload_error)
+				 : NULL);
+	add(o, "config", cfg);
+	for (size_t i = 0; i < v->n_checks; i++)
+		if (!excluded(ex, v->checks[i].name))
+			add(checks, v->checks[i].name,
+			    check_object(&v->checks[i], redact));
+	add(o, "checks", checks);
+	return o;
+}
+
+/* The IETF draft's pass / warn / fail. */
+static const char *ietf_status(bool critical, enum check_status s)
+{
+	switch (s) {
+	case STATUS_PASS:
+		return "pass";
+	case STATUS_WARN:
+		return "warn";
+	case STATUS_FAIL:
+		return critical ? "fail" : "warn";
+	default:
+		return critical ? "fail" : "warn";
+	}
+}
+
+static json_object *ietf_body(const struct health_view *v,
+			      const struct render_exclude *ex, bool redact,
+			      enum verdict verdict)
+{
+	static const char *const names[] = {"pass", "warn", "fail"};
+	json_object *o = json_object_new_object();
+	json_object *checks = json_object_new_object();
+	char key[300];
+
+	add(o, "status", json_object_new_string(names[verdict]));
+	add(o, "version", json_object_new_string("1"));
+	add(o, "releaseId", json_object_new_string(HEALTHD_VERSION));
+	add(o, "serviceId", json_object_new_string("healthd"));
+	add(o, "description", json_object_new_string("healthd verdict"));
+	for (size_t i = 0; i < v->n_checks; i++) {
+		const struct check_view *c = &v->checks[i];
+		if (excluded(ex, c->name))
+			continue;
+		json_object *item = json_object_new_object();
+		add(item, "componentId", json_object_new_string(c->name));
+		add(item, "componentType", json_object_new_string(c->plugin));
+		add(item, "status", json_object_new_string(
+					    ietf_status(c->critical, c->status)));
+		if (c->last_run) {
+			add(item, "observedValue", decimal(c->duration_ms));
+			add(item, "observedUnit", json_object_new_string("ms"));
+			add(item, "time", timestamp(c->last_run));
+		}
+		if (!redact && c->status != STATUS_PASS)
+			add(item, "output", json_object_new_string(
+						    c->last_result == STATUS_PENDING
+							    ? "pending"
+							    : c->message));
+		json_object *arr = json_object_new_array();
+		json_object_array_add(arr, item);
+		snprintf(key, sizeof(key), "%s:status", c->name);
+		add(checks, key, arr);
+	}
+	add(o, "checks", checks);
+	return o;
+}
+
+char *render_health(const struct health_view *v, const struct render_exclude *ex,
+		    bool redact, enum render_format format, int *code)
+{
+	enum verdict verdict = render_verdict(v, ex);
+
+	*code = verdict == VERDICT_UNHEALTHY ? 503 : 200;
+	return to_text(format == RENDER_HEALTH_JSON
+			       ? ietf_body(v, ex, redact, verdict)
+			       : native_body(v, ex, redact, verdict));
+}
+
+char *render_ready(const struct health_view *v, const struct render_exclude *ex,
+		   int *code)
+{
+	json_object *o = json_object_new_object();
+	json_object *failing = blocking_checks(v, ex);
+
+	if (render_ready_state(v, ex)) {
+		*code = 200;
+		add(o, "status", json_object_new_string("ready"));
+		json_object_put(failing);
+		return to_text(o);
+	}
+	*code = 503;
+	add(o, "status", json_object_new_string("not ready"));
+	if (v->draining)
+		add(o, "reason", json_object_new_string("draining"));
+	else if (!v->started)
+		add(o, "reason", json_object_new_string("starting"));
+	else
+		add(o, "reason", json_object_new_string("critical checks failing"));
+	add(o, "draining", json_object_new_boolean(v->draining));
+	add(o, "failing", failing);
+	return to_text(o);
+}
+
+char *render_startup(const struct health_view *v, int *code)
+{
+	json_object *o = json_object_new_object();
+	json_object *pending = json_object_new_array();
+
+	*code = v->started ? 200 : 503;
+	add(o, "status", json_object_new_string(v->started ? "started" : "starting"));
+	for (size_t i = 0; i < v->n_checks; i++)
+		if (!v->started && v->checks[i].status == STATUS_PENDING)
+			json_object_array_add(
+				pending, json_object_new_string(v->checks[i].name));
+	add(o, "pending", pending);
+	return to_text(o);
+}
+
+char *render_live(bool alive, int *code)
+{
+	json_object *o = json_object_new_object();
+
+	*code = alive ? 200 : 503;
+	add(o, "status", json_object_new_string(alive ? "alive" : "stalled"));
+	if (!alive)
+		add(o, "reason", json_object_new_string(
+					 "the check scheduler has made no progress"));
+	return to_text(o);
+}
+
+char *render_check(const struct check_view *c, bool redact, int *code)
+{
+	json_object *o = check_object(c, redact);
+
+	*code = c->status == STATUS_PASS || c->status == STATUS_WARN ? 200 : 503;
+	add(o, "name", json_object_new_string(c->name));
+	return to_text(o);
+}
+
+char *render_error(int code, const char *message)
+{
+	json_object *o = json_object_new_object();
+
+	add(o, "error", json_object_new_string(message));
+	add(o, "code", json_object_new_int(code));
+	return to_text(o);
+}
+
+void render_view_clear(struct health_view *v)
+{
+	for (size_t i = 0; i < v->n_checks; i++) {
+		free(v->checks[i].name);
+		free(v->checks[i].plugin);
+		free(v->checks[i].message);
+		free(v->checks[i].details);
+	}
+	free(v->checks);
+	free(v->last_reload_error);
+	memset(v, 0, sizeof(*v));
+}

@@ -1,0 +1,71 @@
+/*
+ * render.h — the JSON bodies healthd answers with, built from a plain view
+ * of the daemon's state.  Pure: no locks, no globals; the caller owns every
+ * returned string (free()).
+ */
+#ifndef HEALTHD_RENDER_H
+#define HEALTHD_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state.h"
+
+struct check_view {
+	char *name;
+	char *plugin;
+	bool critical;
+	enum check_status status;
+	enum check_status last_result;
+	char *message;
+	char *details; /* JSON object text, or NULL */
+	double duration_ms;
+	int64_t last_run, last_success, last_failure; /* wall ms, 0: never */
+	int consecutive_failures;
+	int consecutive_successes;
+	int64_t interval_ms, timeout_ms;
+};
+
+struct health_view {
+	bool started;
+	bool draining;
+	double uptime_s;
+	uint64_t generation;
+	int64_t loaded_at; /* wall ms */
+	bool last_reload_ok;
+	char *last_reload_error; /* NULL when the last reload worked */
+	struct check_view *checks;
+	size_t n_checks;
+};
+
+enum render_format {
+	RENDER_NATIVE,      /* DESIGN.md's comprehensive body */
+	RENDER_HEALTH_JSON, /* IETF draft "Health Check Response Format" */
+};
+
+/* A name list; a check named in it is left out of the answer. */
+struct render_exclude {
+	const char *const *names;
+	size_t n;
+};
+
+/* Every renderer returns a malloc'd body and sets *code to the HTTP status. */
+char *render_health(const struct health_view *v, const struct render_exclude *ex,
+		    bool redact, enum render_format format, int *code);
+char *render_ready(const struct health_view *v, const struct render_exclude *ex,
+		   int *code);
+char *render_startup(const struct health_view *v, int *code);
+char *render_live(bool alive, int *code);
+char *render_check(const struct check_view *c, bool redact, int *code);
+char *render_error(int code, const char *message);
+
+/* The verdict over the checks not excluded. */
+enum verdict render_verdict(const struct health_view *v,
+			    const struct render_exclude *ex);
+bool render_ready_state(const struct health_view *v,
+			const struct render_exclude *ex);
+
+void render_view_clear(struct health_view *v);
+
+#endif /* HEALTHD_RENDER_H */

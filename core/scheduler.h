@@ -1,0 +1,64 @@
+/*
+ * scheduler.h — runs checks in the background.
+ *
+ * One scheduler thread keeps the checks in a heap ordered by their next
+ * event: the next run of an idle check, or the deadline of a queued or
+ * running one.  Due checks go to a FIFO served by a fixed pool of worker
+ * threads.  At a run's deadline the scheduler thread publishes a timeout
+ * failure itself, so a plugin that never returns cannot delay any answer;
+ * that check is not queued again until its late run returns.
+ *
+ * Every change of a check's state calls the `changed` callback with the
+ * scheduler's lock held, so the caller can render new responses from a
+ * consistent view.
+ */
+#ifndef HEALTHD_SCHEDULER_H
+#define HEALTHD_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "check.h"
+
+struct scheduler;
+
+typedef void (*scheduler_changed_fn)(void *ctx);
+
+/* Returns NULL on allocation failure. */
+struct scheduler *scheduler_new(int workers, scheduler_changed_fn changed,
+				void *ctx);
+
+/* Start the scheduler thread and the workers.  Returns 0 or -errno. */
+int scheduler_start(struct scheduler *s);
+
+/*
+ * Make `checks` the running set; takes over one reference of each.
+ * A pointer already running stays as it is (state, schedule, history);
+ * a new check that has the name of a running one inherits its status and
+ * history, and every new check runs at once.  Checks no longer listed are
+ * stopped; an in-flight run finishes before its instance is destroyed.
+ */
+void scheduler_replace(struct scheduler *s, struct check **checks, size_t n);
+
+/* The running set, for rendering; call with the lock held. */
+void scheduler_lock(struct scheduler *s);
+void scheduler_unlock(struct scheduler *s);
+struct check *const *scheduler_checks(struct scheduler *s, size_t *n);
+
+/* Monotonic ms of the scheduler's latest round of progress.  Goes stale
+ * when the scheduler thread stalls or runs have waited for a free worker
+ * for longer than SCHEDULER_STARVED_MS. */
+int64_t scheduler_heartbeat(const struct scheduler *s);
+#define SCHEDULER_STARVED_MS 60000
+
+/*
+ * Stop starting runs and wait until the runs in flight have returned or
+ * reached their deadlines.  Returns true when every worker has exited; false
+ * when a plugin is still inside check() (its instance must then be left
+ * alone).  Then scheduler_free() releases what is safe to release.
+ */
+bool scheduler_stop(struct scheduler *s);
+void scheduler_free(struct scheduler *s);
+
+#endif /* HEALTHD_SCHEDULER_H */

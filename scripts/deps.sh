@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what building, testing and the demo need on Debian 12.
+# Runs as root, or through sudo when it is there.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config git ca-certificates
+	libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev
+	libpq-dev libhiredis-dev libcurl4-openssl-dev libcunit1-dev
+	python3 curl openssl procps
+	postgresql redis-server
+	nginx-light wrk
+)
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "installing: ${missing[*]}"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,196 @@
+/* test_render.c — the JSON bodies: fields, codes, redaction, exclusion. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "render.h"
+#include "unit.h"
+
+static struct check_view checks[2];
+static struct health_view view;
+
+static void make_view(enum check_status db, enum check_status extra)
+{
+	memset(checks, 0, sizeof(checks));
+	checks[0] = (struct check_view){
+		.name = "db", .plugin = "postgres", .critical = true,
+		.status = db, .last_result = db, .message = "SELECT 1 in 1.2 ms",
+		.details = "{\"server_version\":\"15.5\"}", .duration_ms = 1.23,
+		.last_run = 1764158400000, .last_success = 1764158400000,
+		.consecutive_successes = 12, .interval_ms = 5000, .timeout_ms = 2000};
+	checks[1] = (struct check_view){
+		.name = "extra", .plugin = "http", .critical = false,
+		.status = extra, .last_result = extra, .message = "status 500",
+		.interval_ms = 10000, .timeout_ms = 3000};
+	view = (struct health_view){.started = true, .uptime_s = 12.34,
+				    .generation = 3, .loaded_at = 1764158400000,
+				    .last_reload_ok = true, .checks = checks,
+				    .n_checks = 2};
+}
+
+static json_object *parse(char *text)
+{
+	json_object *o = json_tokener_parse(text);
+	free(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	return o;
+}
+
+static const char *str(json_object *o, const char *path)
+{
+	char buf[128], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+		if (!json_object_object_get_ex(o, k, &o))
+			return NULL;
+	return o ? json_object_get_string(o) : "null";
+}
+
+static void test_comprehensive(void)
+{
+	int code;
+
+	make_view(STATUS_PASS, STATUS_FAIL);
+	json_object *o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "degraded");
+	CU_ASSERT_STRING_EQUAL(str(o, "ready"), "true");
+	CU_ASSERT_STRING_EQUAL(str(o, "uptime_s"), "12.3");
+	CU_ASSERT_STRING_EQUAL(str(o, "config.generation"), "3");
+	CU_ASSERT_STRING_EQUAL(str(o, "config.loaded_at"), "2025-11-26T12:00:00.000Z");
+	CU_ASSERT_STRING_EQUAL(str(o, "config.last_reload"), "ok");
+	CU_ASSERT_STRING_EQUAL(str(o, "config.last_reload_error"), "null");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.db.message"), "SELECT 1 in 1.2 ms");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.db.duration_ms"), "1.2");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.db.last_failure"), "null");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.db.details.server_version"), "15.5");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.status"), "fail");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.critical"), "false");
+	json_object_put(o);
+}
+
+static void test_unhealthy_and_exclude(void)
+{
+	int code;
+	const char *names[] = {"db"};
+	struct render_exclude ex = {names, 1};
+
+	make_view(STATUS_FAIL, STATUS_PASS);
+	json_object *o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "unhealthy");
+	json_object_put(o);
+	o = parse(render_health(&view, &ex, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	CU_ASSERT_PTR_NULL(str(o, "checks.db"));
+	json_object_put(o);
+	o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "critical checks failing");
+	CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_array_get_idx(
+				       json_object_object_get(o, "failing"), 0)),
+			       "db");
+	json_object_put(o);
+	o = parse(render_ready(&view, &ex, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	json_object_put(o);
+}
+
+static void test_pending_and_draining(void)
+{
+	int code;
+
+	make_view(STATUS_PENDING, STATUS_PENDING);
+	view.started = false;
+	json_object *o = parse(render_startup(&view, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_EQUAL(json_object_array_length(json_object_object_get(o, "pending")), 2);
+	json_object_put(o);
+	o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "starting");
+	json_object_put(o);
+	o = parse(render_check(&checks[0], false, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "last_result"), "null");
+	json_object_put(o);
+
+	make_view(STATUS_PASS, STATUS_PASS);
+	view.draining = true;
+	o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "draining");
+	json_object_put(o);
+	o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 200); /* the verdict ignores draining */
+	CU_ASSERT_STRING_EQUAL(str(o, "ready"), "false");
+	json_object_put(o);
+}
+
+static void test_redacted(void)
+{
+	int code;
+
+	make_view(STATUS_PASS, STATUS_FAIL);
+	char *text = render_health(&view, NULL, true, RENDER_NATIVE, &code);
+	CU_ASSERT_PTR_NULL(strstr(text, "SELECT 1"));
+	CU_ASSERT_PTR_NULL(strstr(text, "15.5"));
+	CU_ASSERT_PTR_NULL(strstr(text, "status 500"));
+	free(text);
+	text = render_health(&view, NULL, true, RENDER_HEALTH_JSON, &code);
+	CU_ASSERT_PTR_NULL(strstr(text, "status 500"));
+	free(text);
+	text = render_check(&checks[0], true, &code);
+	CU_ASSERT_PTR_NULL(strstr(text, "SELECT 1"));
+	free(text);
+}
+
+static void test_health_json(void)
+{
+	int code;
+
+	make_view(STATUS_PASS, STATUS_FAIL);
+	json_object *o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "warn");
+	json_object *arr = json_object_object_get(json_object_object_get(o, "checks"),
+						  "extra:status");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
+	json_object *item = json_object_array_get_idx(arr, 0);
+	CU_ASSERT_STRING_EQUAL(str(item, "status"), "warn");
+	CU_ASSERT_STRING_EQUAL(str(item, "output"), "status 500");
+	json_object_put(o);
+}
+
+static void test_live_and_error(void)
+{
+	int code;
+	json_object *o = parse(render_live(false, &code));
+
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "stalled");
+	json_object_put(o);
+	o = parse(render_live(true, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	json_object_put(o);
+	o = parse(render_error(404, "not \"found\""));
+	CU_ASSERT_STRING_EQUAL(str(o, "error"), "not \"found\"");
+	CU_ASSERT_STRING_EQUAL(str(o, "code"), "404");
+	json_object_put(o);
+}
+
+void unit_register(void)
+{
+	static CU_TestInfo tests[] = {
+		{"comprehensive body", test_comprehensive},
+		{"unhealthy and exclude", test_unhealthy_and_exclude},
+		{"pending and draining", test_pending_and_draining},
+		{"redacted", test_redacted},
+		{"health+json", test_health_json},
+		{"live and errors", test_live_and_error},
+		CU_TEST_INFO_NULL,
+	};
+	UNIT_SUITE("render", tests);
+}
