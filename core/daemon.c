@@ -16,11 +16,15 @@
 #include "render.h"
 #include "scheduler.h"
 #include "snapshot.h"
+#include "watch.h"
 
 /* /live fails when the scheduler has not made progress for this long. */
 #define LIVE_STALL_MS 5000
 /* How often bodies are re-rendered when nothing changes (uptime). */
 #define REFRESH_MS 1000
+/* A burst of file events (an editor's save, a ConfigMap swap) becomes one
+ * reload this long after the last event. */
+#define DEBOUNCE_MS 150
 
 struct daemon {
 	char *config_path;
@@ -346,7 +350,9 @@ int daemon_run(struct daemon *d)
 {
 	sigset_t set;
 	int sfd;
-	int64_t drain_end = 0, next_refresh = clock_mono_ms() + REFRESH_MS;
+	int64_t drain_end = 0, reload_at = 0;
+	int64_t next_refresh = clock_mono_ms() + REFRESH_MS;
+	struct watch *watch = watch_open(d->config_path);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -355,6 +361,7 @@ int daemon_run(struct daemon *d)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		watch_close(watch);
 		return 1;
 	}
 	for (;;) {
@@ -362,14 +369,19 @@ int daemon_run(struct daemon *d)
 		int64_t until = next_refresh;
 		if (drain_end && drain_end < until)
 			until = drain_end;
-		struct pollfd p = {.fd = sfd, .events = POLLIN};
-		int n = poll(&p, 1, until > now ? (int)(until - now) : 0);
+		if (reload_at && reload_at < until)
+			until = reload_at;
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+				      {.fd = watch ? watch_fd(watch) : -1,
+				       .events = POLLIN}};
+		poll(p, 2, until > now ? (int)(until - now) : 0);
 
-		if (n > 0) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) != sizeof(si))
-				continue;
+		struct signalfd_siginfo si;
+		if ((p[0].revents & POLLIN) &&
+		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGHUP) {
+				if (watch)
+					watch_changed(watch); /* now seen */
 				daemon_reload(d, "SIGHUP");
 			} else if (drain_end) {
 				log_warn("second signal %s: exiting at once",
@@ -387,6 +399,13 @@ int daemon_run(struct daemon *d)
 			}
 		}
 		now = clock_mono_ms();
+		if ((p[1].revents & POLLIN) && watch_read(watch))
+			reload_at = now + DEBOUNCE_MS;
+		if (reload_at && now >= reload_at) {
+			reload_at = 0;
+			if (watch_changed(watch))
+				daemon_reload(d, "file changed");
+		}
 		if (drain_end && now >= drain_end)
 			break;
 		if (now >= next_refresh) {
@@ -395,6 +414,7 @@ int daemon_run(struct daemon *d)
 		}
 	}
 	close(sfd);
+	watch_close(watch);
 	log_info("drained; stopping");
 	return 0;
 }
