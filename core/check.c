@@ -82,4 +82,5 @@ void check_inherit(struct check *c, const struct check *old)
 	c->last_success = old->last_success;
 	c->last_failure = old->last_failure;
 	c->runs = old->runs;
+	c->failures = old->failures;
 }

@@ -42,7 +42,7 @@ struct check {
 	char *details; /* JSON text of the latest details, or NULL */
 	double duration_ms;
 	int64_t last_run, last_success, last_failure; /* wall ms, 0: never */
-	uint64_t runs;
+	uint64_t runs, failures;
 
 	enum check_phase phase;
 	int64_t next_run; /* monotonic ms */

@@ -84,6 +84,8 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 		cv->consecutive_successes = c->counters.consecutive_successes;
 		cv->interval_ms = c->def.interval_ms;
 		cv->timeout_ms = c->def.timeout_ms;
+		cv->runs = c->runs;
+		cv->failures = c->failures;
 		if (!cv->name || !cv->plugin || !cv->message) {
 			render_view_clear(v);
 			return -ENOMEM;

@@ -190,6 +190,7 @@ static bool wants_health_json(struct MHD_Connection *conn)
 
 static const char json_type[] = "application/json";
 static const char health_json_type[] = "application/health+json";
+static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
 /* Answer a path under base_path: "" or "/", "/startup", "/live", "/ready",
  * "/checks/NAME".  Returns -1 for an unknown path. */
@@ -297,6 +298,13 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
 	get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	s = http_acquire(h);
+	if (strcmp(url, "/metrics") == 0 && s->metrics.text) {
+		ret = get_or_head ? reply_body(h, conn, s, &s->metrics, metrics_type)
+				  : reply_body(h, conn, NULL, &h->not_allowed,
+					       json_type);
+		snapshot_unref(s);
+		return ret;
+	}
 	if (strncmp(url, s->base_path, s->base_len) == 0 &&
 	    (url[s->base_len] == '\0' || url[s->base_len] == '/') &&
 	    route(h, conn, s, url + s->base_len, get_or_head, &ret) == 0) {

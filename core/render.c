@@ -307,3 +307,116 @@ void render_view_clear(struct health_view *v)
 	free(v->last_reload_error);
 	memset(v, 0, sizeof(*v));
 }
+
+/* --- /metrics ----------------------------------------------------------------- */
+
+/* Label values escape backslash, quote and newline. */
+static void label_escape(char *out, size_t len, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in && o + 2 < len; in++) {
+		if (*in == '\\' || *in == '"' || *in == '\n') {
+			out[o++] = '\\';
+			out[o++] = *in == '\n' ? 'n' : *in;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static double duration_s(const struct check_view *c)
+{
+	return c->duration_ms / 1000.0;
+}
+
+static double runs(const struct check_view *c)
+{
+	return (double)c->runs;
+}
+
+static double failures(const struct check_view *c)
+{
+	return (double)c->failures;
+}
+
+/* One metric with a sample per check, labelled by its name. */
+static void per_check(FILE *f, const struct health_view *v, const char *metric,
+		      const char *help, const char *type,
+		      double (*value)(const struct check_view *))
+{
+	char name[512];
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
+	for (size_t i = 0; i < v->n_checks; i++) {
+		label_escape(name, sizeof(name), v->checks[i].name);
+		fprintf(f, "%s{check=\"%s\"} %.15g\n", metric, name,
+			value(&v->checks[i]));
+	}
+}
+
+char *render_metrics(const struct health_view *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	enum verdict verdict = render_verdict(v, NULL);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "# HELP healthd_up Always 1 while healthd answers.\n"
+		   "# TYPE healthd_up gauge\nhealthd_up 1\n");
+	fprintf(f, "# HELP healthd_info Build information.\n"
+		   "# TYPE healthd_info gauge\n"
+		   "healthd_info{version=\"%s\"} 1\n", HEALTHD_VERSION);
+	fprintf(f, "# HELP healthd_uptime_seconds Seconds since healthd started.\n"
+		   "# TYPE healthd_uptime_seconds gauge\n"
+		   "healthd_uptime_seconds %.1f\n", v->uptime_s);
+	fprintf(f, "# HELP healthd_started 1 once every check has a first result.\n"
+		   "# TYPE healthd_started gauge\nhealthd_started %d\n",
+		v->started);
+	fprintf(f, "# HELP healthd_ready 1 when /ready answers 200.\n"
+		   "# TYPE healthd_ready gauge\nhealthd_ready %d\n",
+		render_ready_state(v, NULL));
+	fprintf(f, "# HELP healthd_draining 1 after SIGTERM, until exit.\n"
+		   "# TYPE healthd_draining gauge\nhealthd_draining %d\n",
+		v->draining);
+	fprintf(f, "# HELP healthd_verdict 1 for the current verdict.\n"
+		   "# TYPE healthd_verdict gauge\n");
+	for (int i = VERDICT_HEALTHY; i <= VERDICT_UNHEALTHY; i++)
+		fprintf(f, "healthd_verdict{verdict=\"%s\"} %d\n",
+			state_verdict_name((enum verdict)i), verdict == (enum verdict)i);
+	fprintf(f, "# HELP healthd_config_generation Config generation in use.\n"
+		   "# TYPE healthd_config_generation gauge\n"
+		   "healthd_config_generation %llu\n",
+		(unsigned long long)v->generation);
+	fprintf(f, "# HELP healthd_config_last_reload_success 0 when the last reload failed (the previous config keeps running).\n"
+		   "# TYPE healthd_config_last_reload_success gauge\n"
+		   "healthd_config_last_reload_success %d\n",
+		v->last_reload_ok);
+	fprintf(f, "# HELP healthd_check_status 1 for each check's current status.\n"
+		   "# TYPE healthd_check_status gauge\n");
+	for (size_t i = 0; i < v->n_checks; i++) {
+		const struct check_view *c = &v->checks[i];
+		char name[512], plugin[512];
+		label_escape(name, sizeof(name), c->name);
+		label_escape(plugin, sizeof(plugin), c->plugin);
+		for (int s = STATUS_PENDING; s <= STATUS_FAIL; s++)
+			fprintf(f, "healthd_check_status{check=\"%s\",plugin=\"%s\",critical=\"%s\",status=\"%s\"} %d\n",
+				name, plugin, c->critical ? "true" : "false",
+				state_status_name((enum check_status)s),
+				c->status == (enum check_status)s);
+	}
+	per_check(f, v, "healthd_check_duration_seconds",
+		  "Duration of the latest run.", "gauge", duration_s);
+	per_check(f, v, "healthd_check_runs_total",
+		  "Runs since the check was created.", "counter", runs);
+	per_check(f, v, "healthd_check_failures_total",
+		  "Failed runs, timeouts included.", "counter", failures);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}

@@ -25,6 +25,8 @@ struct check_view {
 	int consecutive_failures;
 	int consecutive_successes;
 	int64_t interval_ms, timeout_ms;
+	uint64_t runs;
+	uint64_t failures; /* failed runs since the check was created */
 };
 
 struct health_view {
@@ -59,6 +61,9 @@ char *render_startup(const struct health_view *v, int *code);
 char *render_live(bool alive, int *code);
 char *render_check(const struct check_view *c, bool redact, int *code);
 char *render_error(int code, const char *message);
+
+/* Prometheus text exposition format (version 0.0.4). */
+char *render_metrics(const struct health_view *v);
 
 /* The verdict over the checks not excluded. */
 enum verdict render_verdict(const struct health_view *v,

@@ -128,10 +128,13 @@ static void publish(struct scheduler *s, struct check *c,
 			     : NULL;
 	c->duration_ms = duration_ms;
 	c->last_run = now;
-	if (status == HEALTHD_FAIL)
+	if (status == HEALTHD_FAIL) {
 		c->last_failure = now;
-	else
+		c->failures++;
+	}
+	else {
 		c->last_success = now;
+	}
 	c->runs++;
 	if (state_apply(&c->counters, status, c->def.failure_threshold,
 			c->def.success_threshold))

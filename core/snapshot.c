@@ -50,6 +50,9 @@ struct snapshot *snapshot_build(struct health_view *view, const struct config *c
 
 	body_set(&s->startup, render_startup(&s->view, &code), &code);
 	body_set(&s->ready, render_ready(&s->view, NULL, &code), &code);
+	code = 200;
+	if (cfg->metrics)
+		body_set(&s->metrics, render_metrics(&s->view), &code);
 	for (int d = 0; d < 2; d++) {
 		if (!(variants & (1u << d)))
 			continue;
@@ -93,6 +96,7 @@ void snapshot_unref(struct snapshot *s)
 		return;
 	free(s->startup.text);
 	free(s->ready.text);
+	free(s->metrics.text);
 	for (int d = 0; d < 2; d++) {
 		for (int f = 0; f < 2; f++)
 			free(s->health[d][f].text);

@@ -38,6 +38,7 @@ struct snapshot {
 	struct health_view view; /* checks sorted by name */
 	bool rendered[2];        /* which snapshot_detail variants exist */
 	struct body startup, ready;
+	struct body metrics; /* text NULL when metrics are off */
 	struct body health[2][2]; /* [snapshot_detail][render_format] */
 	struct body (*checks)[2]; /* per view check: [snapshot_detail] */
 };

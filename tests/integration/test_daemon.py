@@ -93,8 +93,20 @@ class Endpoints(unittest.TestCase):
             self.assertEqual(r.headers["allow"], "GET, HEAD")
             self.assertEqual(r.headers["content-type"], "application/json")
 
-    def test_metrics_not_served_yet(self):
-        self.assertEqual(self.d.get("/metrics").status, 404)
+    def test_metrics(self):
+        r = self.d.get("/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith("text/plain"))
+        self.assertEqual(r.headers["cache-control"], "no-store")
+        text = r.raw.decode()
+        self.assertIn("healthd_up 1\n", text)
+        self.assertIn("healthd_ready 1\n", text)
+        self.assertIn('healthd_verdict{verdict="healthy"} 1\n', text)
+        self.assertIn('healthd_check_status{check="db",plugin="testplug",'
+                      'critical="true",status="pass"} 1\n', text)
+        self.assertIn("healthd_config_last_reload_success 1\n", text)
+        self.assertRegex(text, r'healthd_check_runs_total\{check="db"\} [1-9]')
+        self.assertEqual(self.d.request("POST", "/metrics").status, 405)
 
     def test_health_json_format(self):
         r = self.d.get(BASE + "/", {"Accept": "application/health+json"})
@@ -211,6 +223,10 @@ class Startup(unittest.TestCase):
             d.wait_for(lambda: d.get(BASE + "/startup").status == 200,
                        what="startup")
             self.assertEqual(d.get(BASE + "/ready").status, 200)
+
+    def test_metrics_off(self):
+        with Daemon(checks=[], extra="metrics: false\n") as d:
+            self.assertEqual(d.get("/metrics").status, 404)
 
     def test_no_checks_is_healthy(self):
         with Daemon(checks=[]) as d:

@@ -181,6 +181,26 @@ static void test_live_and_error(void)
 	json_object_put(o);
 }
 
+static void test_metrics(void)
+{
+	make_view(STATUS_FAIL, STATUS_PASS);
+	checks[0].runs = 1234567;
+	checks[0].failures = 3;
+	checks[1].name = "we\"ird";
+	char *text = render_metrics(&view);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_ready 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_verdict{verdict=\"unhealthy\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_status{check=\"db\",plugin=\"postgres\",critical=\"true\",status=\"fail\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_runs_total{check=\"db\"} 1234567\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_failures_total{check=\"db\"} 3\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds{check=\"db\"} 0.00123\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "check=\"we\\\"ird\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_config_generation 3\n"));
+	free(text);
+}
+
 void unit_register(void)
 {
 	static CU_TestInfo tests[] = {
@@ -190,6 +210,7 @@ void unit_register(void)
 		{"redacted", test_redacted},
 		{"health+json", test_health_json},
 		{"live and errors", test_live_and_error},
+		{"metrics", test_metrics},
 		CU_TEST_INFO_NULL,
 	};
 	UNIT_SUITE("render", tests);
