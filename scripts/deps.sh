@@ -10,7 +10,11 @@ packages=(
 	python3 curl openssl procps
 	postgresql redis-server
 	nginx-light wrk
+	podman runc debootstrap
 )
+# The deployment tests run on Node.js 20 or newer; Debian's is enough where
+# the machine has none.
+command -v node >/dev/null || packages+=(nodejs npm)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
+bash tests/deploy/setup.sh
 
 jobs=$(nproc)
 for variant in plain asan; do
@@ -16,7 +17,11 @@ for variant in plain asan; do
 	cmake -S . -B "$build" "${flags[@]}" >/dev/null
 	cmake --build "$build" -j"$jobs"
 	echo "=== $variant tests ==="
+	# The container image builds from source inside podman, whatever the
+	# variant: once is enough.
+	exclude=()
+	[ "$variant" = asan ] && exclude=(-LE image)
 	(cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure --timeout 900)
+		ctest --output-on-failure --timeout 900 "${exclude[@]}")
 done

@@ -1,0 +1,168 @@
+#!/bin/bash
+# Build the Dockerfile for real with podman, offline, and run the image the way
+# k8s/deployment.yaml runs it: read-only root, only /tmp writable, user
+# 1000:1000, no capabilities, no-new-privileges.  Probe every endpoint, then
+# `podman stop` it and require exit 0 well before the stop timeout.
+#
+#   tests/deploy/image_test.sh [SOURCE_DIR]
+#
+# No registry is reachable, so the base image debian:bookworm-slim is made
+# with `debootstrap --variant=minbase bookworm` (from Debian's apt mirror) and
+# `podman import`ed under that name.  The debootstrap tarball is cached in
+# $HEALTHD_IMAGE_CACHE (default /var/cache/healthd-deploy, outside the repo):
+# the first run takes ~1 min more.  The build itself runs apt-get inside the
+# build container (Debian's mirror is reachable).
+#
+# Needs (Debian 12): podman runc debootstrap curl; run as root.
+# Env: HEALTHD_IMAGE_TAG (default localhost/healthd:test), HEALTHD_KEEP_IMAGE=1.
+set -euo pipefail
+
+SRC=$(cd "${1:-${HEALTHD_SOURCE_DIR:-$(dirname "$0")/../..}}" && pwd)
+TAG=${HEALTHD_IMAGE_TAG:-localhost/healthd:test}
+BASE=docker.io/library/debian:bookworm-slim
+CACHE=${HEALTHD_IMAGE_CACHE:-/var/cache/healthd-deploy}
+BASE_TAR=$CACHE/debian-bookworm-minbase.tar
+DRAIN_S=5        # docker/healthd.yaml shutdown.drain
+STOP_TIMEOUT=30  # podman stop -t: SIGKILL after this; we want exit well before
+
+step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+for tool in podman runc debootstrap curl python3; do
+	command -v "$tool" >/dev/null || fail "$tool is not installed (apt-get install podman runc debootstrap curl)"
+done
+[ "$(id -u)" = 0 ] || fail "run as root (rootful podman; debootstrap)"
+
+WORK=$(mktemp -d /tmp/healthd-image-test.XXXXXX)
+CTR=healthd-image-test-$$
+cleanup() {
+	podman rm -f -t 0 "$CTR" >/dev/null 2>&1 || true
+	[ "${HEALTHD_KEEP_IMAGE:-}" = 1 ] || podman rmi -f "$TAG" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# containers.conf for this kind of machine: runc (crun is not installed), and
+# ulimits podman can actually set (nofile within our hard limit; nproc=4096).
+NOFILE=$(ulimit -Hn)
+[ "$NOFILE" = unlimited ] && NOFILE=1048576
+[ "$NOFILE" -gt 1048576 ] && NOFILE=1048576
+cat >"$WORK/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+CONF
+export CONTAINERS_CONF=$WORK/containers.conf
+
+step "base image $BASE"
+if podman image exists "$BASE"; then
+	echo "present"
+else
+	if [ ! -s "$BASE_TAR" ]; then
+		echo "debootstrap --variant=minbase bookworm -> $BASE_TAR"
+		mkdir -p "$CACHE"
+		debootstrap --variant=minbase bookworm "$WORK/rootfs" >"$WORK/debootstrap.log" 2>&1 ||
+			{ tail -n 30 "$WORK/debootstrap.log"; fail "debootstrap"; }
+		rm -rf "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/var/lib/apt/lists/"*
+		tar -C "$WORK/rootfs" --numeric-owner -cf "$BASE_TAR.tmp" .
+		mv "$BASE_TAR.tmp" "$BASE_TAR"
+		rm -rf "$WORK/rootfs"
+	fi
+	podman import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE" >/dev/null
+	echo "imported $BASE_TAR"
+fi
+
+step "podman build --pull=never -t $TAG $SRC"
+podman build --pull=never --layers=false --network=host -t "$TAG" -f "$SRC/Dockerfile" "$SRC" >"$WORK/build.log" 2>&1 ||
+	{ tail -n 60 "$WORK/build.log"; fail "podman build"; }
+tail -n 3 "$WORK/build.log"
+
+step "image metadata"
+inspect() { podman image inspect "$TAG" --format "$1"; }
+[ "$(inspect '{{.Config.User}}')" = "1000:1000" ] || fail "USER is $(inspect '{{.Config.User}}'), want 1000:1000"
+inspect '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' | grep -qw '8000/tcp' || fail "EXPOSE 8000 missing"
+[ "$(inspect '{{json .Config.Entrypoint}}')" = '["/usr/bin/healthd"]' ] || fail "ENTRYPOINT is not exec-form /usr/bin/healthd"
+echo "user 1000:1000, expose 8000/tcp, entrypoint [/usr/bin/healthd]"
+in_image() { podman run --rm --network=none --entrypoint /bin/sh "$TAG" -c "$1"; }
+[ -z "$(in_image 'command -v cc gcc cmake make 2>/dev/null || true')" ] || fail "a compiler or build tool is in the runtime image"
+in_image 'ls /usr/lib/healthd/plugins/' | tr '\n' ' '; echo
+in_image 'test -d /opt/healthd/plugins && test -f /etc/healthd/healthd.yaml' || fail "plugin or config dir missing"
+echo "no compiler; plugins and /etc/healthd/healthd.yaml present; image size $(inspect '{{.Size}}') bytes"
+
+step "run as the pod would"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+NET=(-p "127.0.0.1:$PORT:8000")
+if ! podman run -d --name "$CTR" "${NET[@]}" \
+	--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
+	--user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges \
+	"$TAG" >"$WORK/run.log" 2>&1; then
+	# A machine without a working netavark/iptables: share the host's network
+	# and keep healthd on loopback with HEALTHD_LISTEN.
+	cat "$WORK/run.log"
+	echo "port publishing failed: retrying with --network=host and HEALTHD_LISTEN=127.0.0.1:$PORT"
+	podman rm -f "$CTR" >/dev/null 2>&1 || true
+	podman run -d --name "$CTR" --network=host -e "HEALTHD_LISTEN=127.0.0.1:$PORT" \
+		--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
+		--user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges \
+		"$TAG" >/dev/null
+fi
+URL=http://127.0.0.1:$PORT
+code() { curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 3 "$@" || true; }
+
+for _ in $(seq 1 60); do
+	[ "$(code "$URL/api/v1/health/startup")" = 200 ] && break
+	[ "$(podman inspect "$CTR" --format '{{.State.Running}}')" = true ] || { podman logs "$CTR"; fail "container exited"; }
+	sleep 0.5
+done
+[ "$(code "$URL/api/v1/health/startup")" = 200 ] || { podman logs "$CTR"; fail "/startup never answered 200"; }
+
+expect() { # expect CODE PATH [curl args...]
+	local want=$1 path=$2; shift 2
+	local got; got=$(code "$@" "$URL$path")
+	[ "$got" = "$want" ] || { cat "$WORK/body"; podman logs "$CTR" | tail -n 20; fail "$path: HTTP $got, want $want"; }
+	printf '  %-32s %s\n' "$path" "$got"
+}
+expect 200 /api/v1/health/startup
+expect 200 /api/v1/health/live
+expect 200 /api/v1/health/ready
+expect 200 /api/v1/health/
+grep -q '"status": *"healthy"' "$WORK/body" || { cat "$WORK/body"; fail "verdict is not healthy"; }
+grep -qi '^content-type: application/json' "$WORK/headers" || fail "/ is not application/json"
+grep -qi '^cache-control: no-store' "$WORK/headers" || fail "/ has no Cache-Control: no-store"
+expect 200 /api/v1/health
+expect 200 /metrics
+expect 404 /api/v1/health/checks/no-such-check
+expect 404 /api/v1/health/no-such-path
+expect 405 /api/v1/health/ready -X POST
+expect 200 /api/v1/health/live -A kube-probe/1.30 -H 'Connection: close'
+
+step "read-only root, writable /tmp, uid 1000"
+[ "$(podman exec "$CTR" id -u)" = 1000 ] || fail "not running as uid 1000"
+podman exec "$CTR" sh -c 'touch /etc/healthd/x' 2>/dev/null && fail "root filesystem is writable"
+podman exec "$CTR" sh -c 'touch /tmp/x && rm /tmp/x' || fail "/tmp is not writable"
+[ "$(podman inspect "$CTR" --format '{{.State.Pid}}')" -gt 0 ] || fail "no pid"
+podman exec "$CTR" sh -c 'cat /proc/1/cmdline | tr "\0" " "' | grep -q '^/usr/bin/healthd' || fail "healthd is not PID 1"
+echo "uid 1000, / read-only, /tmp writable, PID 1 is healthd"
+
+podman exec "$CTR" /bin/sh -c 'sleep 0' || fail "the preStop command /bin/sh -c 'sleep ...' cannot run in the image"
+
+step "podman stop -t $STOP_TIMEOUT (SIGTERM to PID 1)"
+T0=$(date +%s.%N)
+podman stop -t "$STOP_TIMEOUT" "$CTR" >"$WORK/stop.log" 2>&1 &
+STOP_PID=$!
+sleep 1
+# Draining, as a terminating pod: not ready at once, still live.
+expect 503 /api/v1/health/ready
+expect 200 /api/v1/health/live
+wait "$STOP_PID" || { cat "$WORK/stop.log"; fail "podman stop"; }
+T1=$(date +%s.%N)
+ELAPSED=$(python3 -c "print(round($T1 - $T0, 2))")
+RC=$(podman inspect "$CTR" --format '{{.State.ExitCode}}')
+echo "exit code $RC after ${ELAPSED}s (drain ${DRAIN_S}s, SIGKILL at ${STOP_TIMEOUT}s)"
+podman logs "$CTR" 2>&1 | tail -n 3
+[ "$RC" = 0 ] || fail "exit code $RC, want 0"
+python3 -c "import sys; sys.exit(0 if $ELAPSED < $DRAIN_S + 5 else 1)" || fail "took ${ELAPSED}s to stop"
+
+printf '\nimage test: OK (%ss)\n' "$SECONDS"

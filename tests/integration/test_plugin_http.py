@@ -1,0 +1,176 @@
+"""The http plugin against real HTTP and HTTPS (self-signed) servers."""
+
+import unittest
+
+from servers import HTTPServer, PluginTestCase, free_port
+
+SECRET = "http-Secr3t-pw-3141"
+TOKEN = "Bearer tok-Secr3t-2718"
+
+
+class HttpPlugin(PluginTestCase):
+    plugin = "http"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.http = HTTPServer().start()
+        cls.https = HTTPServer(tls=True).start()
+        cls.secrets = (SECRET, TOKEN, "tok-Secr3t")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.http.close()
+        cls.https.close()
+
+    def test_pass(self):
+        r = self.assert_result({"url": self.http.url("/ok")}, "pass",
+                               "GET", f"127.0.0.1:{self.http.port}/ok",
+                               "status 200")
+        d = r["details"]
+        self.assertEqual(d["status_code"], 200)
+        self.assertEqual(d["body_bytes"], len("ok: all good\n"))
+        self.assertGreaterEqual(d["latency_ms"], 0)
+
+    def test_head(self):
+        r = self.assert_result({"url": self.http.url("/ok"), "method": "HEAD"},
+                               "pass", "HEAD")
+        self.assertEqual(r["details"]["body_bytes"], 0)
+
+    def test_status(self):
+        self.assert_result({"url": self.http.url("/status/500")}, "fail",
+                           "unexpected status 500")
+        self.assert_result({"url": self.http.url("/status/404")}, "fail",
+                           "unexpected status 404")
+        self.assert_result({"url": self.http.url("/status/500"),
+                            "expect_status": "200, 500-503"}, "pass")
+        self.assert_result({"url": self.http.url("/ok"),
+                            "expect_status": "204"}, "fail",
+                           "unexpected status 200")
+
+    def test_body(self):
+        self.assert_result({"url": self.http.url("/ok"),
+                            "expect_body": "all good"}, "pass")
+        self.assert_result({"url": self.http.url("/ok"),
+                            "expect_body": "all bad"}, "fail",
+                           "does not contain expect_body")
+
+    def test_response_size_is_capped(self):
+        r = self.assert_result({"url": self.http.url("/big"),
+                                "expect_body": "BEGIN"}, "pass")
+        self.assertEqual(r["details"]["body_bytes"], 64 * 1024)
+        self.assertIs(r["details"]["body_truncated"], True)
+        self.assert_result({"url": self.http.url("/big"), "expect_body": "END"},
+                           "fail", "within its first 64 KiB")
+
+    def test_redirects(self):
+        url = self.http.url("/redirect")
+        # Not followed: the 302 is the answer (200-399 accepts it).
+        r = self.assert_result({"url": url}, "pass", "status 302")
+        self.assertEqual(r["details"]["redirects"], 0)
+        self.assert_result({"url": url, "expect_status": "200"}, "fail",
+                           "unexpected status 302")
+        r = self.assert_result({"url": url, "follow_redirects": "true",
+                                "expect_status": "200",
+                                "expect_body": "all good"}, "pass",
+                               "status 200")
+        self.assertEqual(r["details"]["redirects"], 1)
+        self.assert_result({"url": self.http.url("/redirect-loop"),
+                            "follow_redirects": "true"}, "fail",
+                           "more than 10 redirects")
+
+    def test_tls(self):
+        url = self.https.url("/ok")
+        self.assert_result({"url": url}, "fail", "TLS certificate not trusted",
+                           "self-signed")
+        self.assert_result({"url": url, "ca_file": self.https.ca_file}, "pass",
+                           "https://127.0.0.1")
+        self.assert_result({"url": url, "tls_verify": "false"}, "pass")
+        # Plain HTTP spoken to a TLS server is no answer.
+        self.assert_result({"url": self.https.url("/ok").replace("https", "http")},
+                           "fail")
+
+    def test_headers_are_sent_and_not_shown(self):
+        r, out = self.run_check([("url", self.http.url("/headers")),
+                                 ("headers.Authorization", TOKEN),
+                                 ("headers.X-Probe", "healthd-test"),
+                                 ("expect_body", '"X-Probe": "healthd-test"')])
+        self.assertEqual(r["status"], "pass", r)
+        self.assert_no_secret(out, self.secrets)
+
+    def test_credentials_in_url_are_not_shown(self):
+        url = f"http://probe:{SECRET}@127.0.0.1:{self.http.port}/status/500?token={SECRET}"
+        r, out = self.run_check({"url": url})
+        self.assertEqual(r["status"], "fail", r)
+        self.assertIn(f"http://127.0.0.1:{self.http.port}/status/500",
+                      r["message"])
+        self.assert_no_secret(out, self.secrets + ("probe:",))
+        r, out = self.run_check({"url": f"http://probe:{SECRET}@127.0.0.1:"
+                                        f"{free_port()}/ok"})
+        self.assertIn("connection refused", r["message"])
+        self.assert_no_secret(out, self.secrets + ("probe:",))
+
+    def test_server_stopped(self):
+        with HTTPServer() as h:
+            self.assert_result({"url": h.url("/ok")}, "pass")
+            h.stop()
+            self.assert_result({"url": h.url("/ok")}, "fail",
+                               "connection refused")
+
+    def test_hung_server_fails_at_deadline(self):
+        self.assert_deadline({"url": self.http.url("/hang")})
+        self.http.pause()
+        try:
+            self.assert_deadline({"url": self.http.url("/ok")})
+        finally:
+            self.http.resume()
+        self.https.pause()
+        try:
+            self.assert_deadline({"url": self.https.url("/ok"),
+                                  "ca_file": self.https.ca_file})
+        finally:
+            self.https.resume()
+        self.assert_result({"url": self.http.url("/ok")}, "pass")
+
+    def test_bad_options_refused(self):
+        url = self.http.url("/ok")
+        s = self.secrets
+        self.assert_refused({}, "url")
+        self.assert_refused({"url": f"ftp://u:{SECRET}@h/"}, "http://",
+                            secrets=s)
+        self.assert_refused({"url": f"http://u:{SECRET}@"}, "url", secrets=s)
+        self.assert_refused({"url": "not a url"}, "url")
+        self.assert_refused({"url": url, "method": "POST"}, "GET or HEAD")
+        for status in ("abc", "99", "600", "300-200", "200-", "200,,300", ""):
+            with self.subTest(expect_status=status):
+                self.assert_refused({"url": url, "expect_status": status},
+                                    "expect_status")
+        self.assert_refused({"url": url, "method": "HEAD",
+                             "expect_body": "x"}, "expect_body")
+        self.assert_refused({"url": url, "tls_verify": "maybe"}, "tls_verify")
+        self.assert_refused({"url": url, "follow_redirects": "sometimes"},
+                            "follow_redirects")
+        self.assert_refused({"url": url, "ca_file": "/nonexistent/ca.pem"},
+                            "ca_file")
+        self.assert_refused([("url", url), ("headers.X-Bad", f"{SECRET}\r\nX: y")],
+                            "headers.X-Bad", "line break", secrets=s)
+        self.assert_refused({"url": url, "timeout": "1"}, "timeout")
+
+    # The daemon.
+
+    def test_check_config_rejects_bad_options(self):
+        self.assert_check_config_rejects(
+            {"url": f"http://u:{SECRET}@127.0.0.1/", "expect_status": "2xx"},
+            "expect_status", secrets=self.secrets)
+        self.assert_check_config_rejects({"url": f"gopher://u:{SECRET}@h/"},
+                                         "url", secrets=self.secrets)
+
+    def test_once_never_prints_the_password(self):
+        base = f"http://probe:{SECRET}@127.0.0.1:{self.http.port}"
+        self.assert_once({"url": base + "/ok"}, 0, "status 200",
+                         secrets=self.secrets)
+        self.assert_once({"url": base + "/status/500"}, 2,
+                         "unexpected status 500", secrets=self.secrets)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,183 @@
+"""The postgres plugin against a real PostgreSQL 15 (and one in recovery)."""
+
+import time
+import unittest
+
+import harness
+from servers import PluginTestCase, Postgres
+
+WRONG = "Wr0ng-pg-Passw0rd-99"
+
+
+class PostgresPlugin(PluginTestCase):
+    plugin = "postgres"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres().start()
+        cls.standby = Postgres(standby=True).start()
+        cls.secrets = (cls.pg.password, WRONG)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.close()
+        cls.standby.close()
+
+    def test_pass_conninfo(self):
+        r = self.assert_result({"dsn": self.pg.dsn}, "pass", "query ok",
+                               f"127.0.0.1:{self.pg.port}/app", "primary")
+        d = r["details"]
+        self.assertTrue(d["server_version"].startswith("15."), d)
+        self.assertIs(d["in_recovery"], False)
+        self.assertEqual(d["role"], "primary")
+        self.assertGreaterEqual(d["latency_ms"], 0)
+
+    def test_pass_uri_and_sqlalchemy_forms(self):
+        url = self.pg.url
+        for dsn in (url, url.replace("postgresql://", "postgres://"),
+                    url.replace("postgresql://", "postgresql+asyncpg://"),
+                    url.replace("postgresql://", "postgresql+psycopg2://")):
+            with self.subTest(dsn=dsn.split(":")[0]):
+                r, out = self.run_check({"dsn": dsn})
+                self.assertEqual(r["status"], "pass", r)
+                self.assert_no_secret(out, self.secrets)
+
+    def test_connect_mode_and_custom_query(self):
+        self.assert_result({"dsn": self.pg.dsn, "mode": "connect",
+                            "query": "SELECT count(*) FROM pg_class"},
+                           "pass", "query ok")
+
+    def test_query_error(self):
+        self.assert_result({"dsn": self.pg.dsn,
+                            "query": "SELECT * FROM no_such_table"},
+                           "fail", "query failed", "42P01")
+
+    def test_role(self):
+        self.assert_result({"dsn": self.pg.dsn, "role": "primary"}, "pass")
+        self.assert_result({"dsn": self.pg.dsn, "role": "replica"}, "fail",
+                           "role is primary, expected replica")
+        r = self.assert_result({"dsn": self.standby.dsn, "role": "replica"},
+                               "pass", "replica")
+        self.assertIs(r["details"]["in_recovery"], True)
+        self.assert_result({"dsn": self.standby.dsn, "role": "primary"},
+                           "fail", "role is replica, expected primary")
+
+    def test_wrong_password(self):
+        r, out = self.run_check({"dsn": self.pg.dsn_with(password=WRONG)})
+        self.assertEqual(r["status"], "fail", r)
+        self.assertIn("authentication failed", r["message"])
+        self.assert_no_secret(out, self.secrets)
+        r, out = self.run_check({"dsn": self.pg.dsn_with(password=None)})
+        self.assertEqual(r["status"], "fail", r)
+        self.assertIn("authentication failed", r["message"])
+
+    def test_wrong_database_and_user(self):
+        self.assert_result({"dsn": self.pg.dsn_with(dbname="nope")}, "fail",
+                           "database does not exist")
+        self.assert_result({"dsn": self.pg.dsn_with(user="nobody")}, "fail",
+                           "authentication failed")
+
+    def test_server_stopped_then_back(self):
+        with Postgres() as pg:
+            self.assert_result({"dsn": pg.dsn}, "pass")
+            pg.stop()
+            self.assert_result({"dsn": pg.dsn}, "fail", "connection refused")
+            pg.start()
+            self.assert_result({"dsn": pg.dsn}, "pass")
+
+    def test_hung_server_fails_at_deadline(self):
+        self.pg.pause()
+        try:
+            for mode in ("connect", "persistent"):
+                with self.subTest(mode=mode):
+                    self.assert_deadline({"dsn": self.pg.dsn, "mode": mode},
+                                         "connecting")
+        finally:
+            self.pg.resume()
+        self.assert_result({"dsn": self.pg.dsn}, "pass")
+
+    def test_slow_query_fails_at_deadline_and_is_cancelled(self):
+        self.assert_deadline({"dsn": self.pg.dsn, "query":
+                              "SELECT pg_sleep(30) /* healthd-slow */"},
+                             "waiting for the query", timeout_ms=500)
+        # PQcancel reached the server: the query does not go on running.
+        sql = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+               "'%healthd-slow%' AND pid <> pg_backend_pid()")
+        deadline = time.monotonic() + 5
+        while self.pg.psql(sql) != "0" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.pg.psql(sql), "0")
+
+    def test_bad_options_refused(self):
+        dsn = self.pg.dsn
+        self.assert_refused({}, "dsn")
+        self.assert_refused({"dsn": dsn, "mode": "sometimes"}, "mode",
+                            "persistent or connect")
+        self.assert_refused({"dsn": dsn, "role": "boss"}, "role",
+                            "any, primary or replica")
+        self.assert_refused({"dsn": dsn, "query": ""}, "query")
+        self.assert_refused({"dsn": dsn, "database": "x"}, "database")
+        # libpq quotes the part it cannot parse: that part is not shown.
+        self.assert_refused({"dsn": f"host=h password='{WRONG}"}, "dsn",
+                            "unterminated quoted string", secrets=self.secrets)
+        self.assert_refused({"dsn": f"host=h password {WRONG}"}, "dsn",
+                            secrets=self.secrets)
+        self.assert_refused({"dsn": f"postgresql://u:{WRONG}%zz@h/db"}, "dsn",
+                            "percent-encoded", secrets=self.secrets)
+
+    # The daemon: --check-config, --once and a running daemon.
+
+    def test_check_config_rejects_bad_options(self):
+        self.assert_check_config_rejects({"dsn": self.pg.dsn, "role": "boss"},
+                                         "role", secrets=self.secrets)
+        self.assert_check_config_rejects(
+            {"dsn": f"postgresql://u:{WRONG}%zz@h/db"}, "dsn",
+            secrets=self.secrets)
+        self.assert_check_config_rejects({"dsn": self.pg.dsn, "port": "1"},
+                                         "port", secrets=self.secrets)
+
+    def test_once_never_prints_the_password(self):
+        self.assert_once({"dsn": self.pg.dsn}, 0, "query ok",
+                         secrets=self.secrets)
+        self.assert_once({"dsn": self.pg.dsn_with(password=WRONG)}, 2,
+                         "authentication failed", secrets=self.secrets)
+
+    def test_daemon_persistent_reconnects_and_hides_the_password(self):
+        with Postgres() as pg:
+            checks = [harness.check("db", plugin="postgres", interval="300ms",
+                                    timeout="300ms", failure_threshold=1,
+                                    options={"dsn": pg.url, "mode": "persistent"})]
+            with harness.Daemon(checks=checks) as d:
+                # /checks/db: 200 when the check passes, 503 when it fails.
+                def status():
+                    return d.get(harness.BASE + "/checks/db").status
+                d.wait_for(lambda: status() == 200, what="first pass")
+                # The kept connection dies between runs: the next run
+                # reconnects at once instead of failing.
+                self.assertEqual(pg.psql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM "
+                    "pg_stat_activity WHERE application_name = 'healthd'"), "1")
+                seen = set()
+                def after_kill():
+                    seen.add(d.get(harness.BASE + "/").json()["checks"]["db"]
+                             ["last_run"])
+                    return len(seen) >= 3
+                d.wait_for(after_kill, what="two runs after the kill")
+                self.assertIsNone(
+                    d.get(harness.BASE + "/").json()["checks"]["db"]["last_failure"])
+                pg.stop()
+                d.wait_for(lambda: status() == 503, what="fail when stopped")
+                pg.start()
+                d.wait_for(lambda: status() == 200, what="reconnected")
+                pg.pause()
+                d.wait_for(lambda: status() == 503, what="fail when hung")
+                pg.resume()
+                d.wait_for(lambda: status() == 200, what="back after hang")
+                out = d.get(harness.BASE + "/").raw.decode()
+                out += d.get(harness.BASE + "/checks/db").raw.decode()
+                out += d.get("/metrics").raw.decode()
+                self.assert_no_secret(out + d.logs(), (pg.password,))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,155 @@
+"""The redis plugin against a real Redis 7 (a master and its replica)."""
+
+import unittest
+
+from servers import PluginTestCase, Redis
+
+PASSWORD = "redis-Secr3t-pw-1234"
+APP_PW = "app-Secr3t-pw-5678"
+PING_PW = "ping-Secr3t-pw-9012"
+WRONG = "Wr0ng-redis-Passw0rd"
+
+
+class RedisPlugin(PluginTestCase):
+    plugin = "redis"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.master = Redis(password=PASSWORD, maxmemory="64mb", acl_users={
+            "app": APP_PW,
+            # may PING but not INFO
+            "pinger": (PING_PW, "~* -@all +ping"),
+        }).start()
+        cls.replica = Redis(replica_of=cls.master).start()
+        cls.secrets = (PASSWORD, APP_PW, PING_PW, WRONG)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.replica.close()
+        cls.master.close()
+
+    def test_pass_legacy_password(self):
+        r, out = self.run_check({"url": self.master.url})
+        self.assertEqual(r["status"], "pass", r)
+        self.assertIn(f"127.0.0.1:{self.master.port}/0: PONG", r["message"])
+        d = r["details"]
+        self.assertTrue(d["redis_version"].startswith("7."), d)
+        self.assertEqual(d["role"], "master")
+        self.assertEqual(d["maxmemory"], 64 * 1024 * 1024)
+        self.assertGreater(d["used_memory"], 0)
+        self.assertGreaterEqual(d["latency_ms"], 0)
+        self.assert_no_secret(out, self.secrets)
+
+    def test_pass_acl_user_and_db(self):
+        r = self.assert_result({"url": self.master.url_for("app", APP_PW, 5)},
+                               "pass", "/5: PONG")
+        self.assertEqual(r["details"]["server"],
+                         f"127.0.0.1:{self.master.port}/5")
+
+    def test_percent_encoded_password(self):
+        with Redis(password="p@ss:w/rd%") as r:
+            self.assert_result({"url": r.url_for(None, "p%40ss%3Aw%2Frd%25")},
+                               "pass")
+
+    def test_unix_socket(self):
+        self.assert_result({"url": f"unix://:{PASSWORD}@{self.master.socket}?db=2"},
+                           "pass", f"unix:{self.master.socket}/2")
+
+    def test_select_out_of_range(self):
+        self.assert_result({"url": self.master.url_for(None, PASSWORD, 999)},
+                           "fail", "SELECT refused", "out of range")
+
+    def test_wrong_password(self):
+        for url in (self.master.url_for(None, WRONG),
+                    self.master.url_for("app", WRONG)):
+            r, out = self.run_check({"url": url})
+            self.assertEqual(r["status"], "fail", r)
+            self.assertIn("authentication failed", r["message"])
+            self.assert_no_secret(out, self.secrets)
+        self.assert_result({"url": self.master.url_for()}, "fail",
+                           "authentication required")
+
+    def test_role(self):
+        self.assert_result({"url": self.master.url, "role": "master"}, "pass")
+        self.assert_result({"url": self.master.url, "role": "replica"}, "fail",
+                           "role is master, expected replica")
+        r = self.assert_result({"url": self.replica.url, "role": "replica"},
+                               "pass", "replica")
+        self.assertEqual(r["details"]["role"], "replica")
+        self.assert_result({"url": self.replica.url, "role": "master"}, "fail",
+                           "role is replica, expected master")
+
+    def test_max_memory_ratio(self):
+        r = self.assert_result({"url": self.master.url,
+                                "max_memory_ratio": "0.0001"}, "warn",
+                               "of maxmemory, above max_memory_ratio")
+        self.assertGreater(r["details"]["memory_ratio"], 0.0001)
+        self.assert_result({"url": self.master.url, "max_memory_ratio": "0.99"},
+                           "pass")
+        # No maxmemory: nothing to compare with, said so.
+        self.assert_result({"url": self.replica.url,
+                            "max_memory_ratio": "0.5"}, "pass", "no maxmemory")
+
+    def test_user_without_info(self):
+        url = self.master.url_for("pinger", PING_PW)
+        self.assert_result({"url": url}, "pass", "PONG")
+        self.assert_result({"url": url, "role": "master"}, "fail",
+                           "INFO refused", "NOPERM")
+
+    def test_server_stopped(self):
+        with Redis() as r:
+            self.assert_result({"url": r.url}, "pass")
+            r.stop()
+            self.assert_result({"url": r.url}, "fail", "connection refused")
+
+    def test_hung_server_fails_at_deadline(self):
+        self.master.pause()
+        try:
+            self.assert_deadline({"url": self.master.url}, "waiting for AUTH")
+            self.assert_deadline({"url": self.master.url}, timeout_ms=700)
+        finally:
+            self.master.resume()
+        self.assert_result({"url": self.master.url}, "pass")
+
+    def test_bad_options_refused(self):
+        s = self.secrets
+        self.assert_refused({}, "url")
+        self.assert_refused({"url": f"http://:{WRONG}@h:6379"}, "redis://",
+                            secrets=s)
+        self.assert_refused({"url": f"rediss://:{WRONG}@h:6379"}, "TLS",
+                            secrets=s)
+        self.assert_refused({"url": f"redis://:{WRONG}@h:99999/0"}, "port",
+                            secrets=s)
+        self.assert_refused({"url": f"redis://:{WRONG}@h:6379/zero"},
+                            "database", secrets=s)
+        self.assert_refused({"url": f"redis://u:{WRONG}%G1@h"},
+                            "percent-encoding", secrets=s)
+        self.assert_refused({"url": f"redis://:{WRONG}@h/0?x=1"}, "query",
+                            secrets=s)
+        self.assert_refused({"url": self.master.url, "role": "primary"},
+                            "role", "any, master or replica", secrets=s)
+        for ratio in ("1.5", "0", "-0.1", "abc", "nan", "0.9x"):
+            self.assert_refused({"url": self.master.url,
+                                 "max_memory_ratio": ratio},
+                                "max_memory_ratio", secrets=s)
+        self.assert_refused({"url": self.master.url, "password": WRONG},
+                            "password", secrets=s)
+
+    # The daemon.
+
+    def test_check_config_rejects_bad_options(self):
+        self.assert_check_config_rejects(
+            {"url": self.master.url, "max_memory_ratio": "2"},
+            "max_memory_ratio", secrets=self.secrets)
+        self.assert_check_config_rejects({"url": f"rediss://:{WRONG}@h"},
+                                         "url", secrets=self.secrets)
+
+    def test_once_never_prints_the_password(self):
+        self.assert_once({"url": self.master.url}, 0, "PONG",
+                         secrets=self.secrets)
+        self.assert_once({"url": self.master.url_for("app", WRONG)}, 2,
+                         "authentication failed", secrets=self.secrets)
+
+
+if __name__ == "__main__":
+    unittest.main()
