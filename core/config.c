@@ -66,19 +66,6 @@ static int ctx_oom(struct ctx *c)
 	return ctx_fail_at(c, 0, 0, "out of memory");
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	HEALTHD_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* `s` in double quotes, escaped and cut short, for a message.  Only ever
  * called on text the user typed. */
 static void quote(char *buf, size_t len, const char *s)
@@ -381,40 +368,40 @@ static int read_small_file(const char *path, struct buf *out, char *err,
 	/* O_NONBLOCK: opening a FIFO must not hang a reload. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot read %s: %s", path,
+		snprintf(err, errlen, "cannot read %s: %s", path,
 			strerror_r(errno, eb, sizeof(eb)));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "cannot read %s: not a regular file", path);
+		snprintf(err, errlen, "cannot read %s: not a regular file", path);
 		goto fail;
 	}
 	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			set_err(err, errlen, "cannot read %s: %s", path,
+			snprintf(err, errlen, "cannot read %s: %s", path,
 				strerror_r(errno, eb, sizeof(eb)));
 			goto fail;
 		}
 		if (out->len + (size_t)got > CONFIG_FILE_MAX) {
-			set_err(err, errlen, "%s is larger than %d KiB", path,
+			snprintf(err, errlen, "%s is larger than %d KiB", path,
 				CONFIG_FILE_MAX / 1024);
 			goto fail;
 		}
 		if (memchr(chunk, '\0', (size_t)got)) {
-			set_err(err, errlen, "%s contains a NUL byte", path);
+			snprintf(err, errlen, "%s contains a NUL byte", path);
 			goto fail;
 		}
 		if (buf_add(out, chunk, (size_t)got) < 0) {
-			set_err(err, errlen, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
 	}
 	explicit_bzero(chunk, sizeof(chunk));
 	close(fd);
 	if (!out->p && buf_add(out, "", 0) < 0) {
-		set_err(err, errlen, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (out->len && out->p[out->len - 1] == '\n') {
@@ -450,17 +437,17 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		char *path = strndup(ref + 5, len - 5);
 
 		if (!path) {
-			set_err(err, errlen, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
 		if (!*path) {
-			set_err(err, errlen, "${file:} needs a path");
+			snprintf(err, errlen, "${file:} needs a path");
 			rc = -1;
 		} else {
 			rc = read_small_file(path, &file, err, errlen);
 		}
 		if (rc == 0 && buf_add(b, file.p, file.len) < 0) {
-			set_err(err, errlen, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			rc = -1;
 		}
 		buf_free(&file);
@@ -472,7 +459,7 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 	if (n == 0 || n >= sizeof(name) ||
 	    (n < len && (len - n < 2 || ref[n] != ':' || ref[n + 1] != '-'))) {
 		/* Only the name part is shown: a default may be sensitive. */
-		set_err(err, errlen,
+		snprintf(err, errlen,
 			"bad reference \"${%.*s\": expected ${NAME}, "
 			"${NAME:-default} or ${file:/path}",
 			(int)(n < 64 ? n : 64), ref);
@@ -485,7 +472,7 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		value = ref + n + 2;
 		len -= n + 2;
 		if (memmem(value, len, "${", 2)) {
-			set_err(err, errlen,
+			snprintf(err, errlen,
 				"${%s:-...}: a default cannot hold another ${...}",
 				name);
 			return -1;
@@ -493,11 +480,11 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 	} else if (value) {
 		len = strlen(value);
 	} else {
-		set_err(err, errlen, "variable %s is not set", name);
+		snprintf(err, errlen, "variable %s is not set", name);
 		return -1;
 	}
 	if (buf_add(b, value, len) < 0) {
-		set_err(err, errlen, "out of memory");
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -530,7 +517,7 @@ int config_expand(const char *in, char **out, char *err, size_t errlen)
 		}
 		end = strchr(s + 2, '}');
 		if (!end) {
-			set_err(err, errlen,
+			snprintf(err, errlen,
 				"unterminated \"${\" (missing \"}\"); "
 				"write $$ for a literal $");
 			goto fail;
@@ -542,7 +529,7 @@ int config_expand(const char *in, char **out, char *err, size_t errlen)
 	*out = b.p;
 	return 0;
 oom:
-	set_err(err, errlen, "out of memory");
+	snprintf(err, errlen, "out of memory");
 fail:
 	buf_free(&b);
 	return -1;
@@ -1437,7 +1424,7 @@ static int env_apply(struct ctx *c, struct config *cfg)
 
 	if (v && *v && log_level_parse(v, &cfg->log_level) < 0) {
 		quote(q, sizeof(q), v);
-		set_err(c->err, c->errlen,
+		snprintf(c->err, c->errlen,
 			"HEALTHD_LOG_LEVEL: %s is not valid (expected one of: "
 			"debug, info, warn, error)", q);
 		return -1;
@@ -1445,7 +1432,7 @@ static int env_apply(struct ctx *c, struct config *cfg)
 	v = getenv("HEALTHD_LISTEN");
 	if (v && *v && set_listen(cfg, v) < 0) {
 		quote(q, sizeof(q), v);
-		set_err(c->err, c->errlen,
+		snprintf(c->err, c->errlen,
 			"HEALTHD_LISTEN: %s is not an address (expected "
 			"[host]:port with port 1-65535, e.g. \":8000\" or "
 			"\"[::]:8000\")", q);
@@ -1464,7 +1451,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	FILE *f;
 
 	*out = NULL;
-	set_err(err, errlen, "%s", "");
+	snprintf(err, errlen, "%s", "");
 	f = fopen(path, "re");
 	if (!f)
 		return ctx_fail_at(&c, 0, 0, "cannot read: %s",

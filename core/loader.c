@@ -34,20 +34,6 @@ static pthread_mutex_t loader_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct plugin **loader_cache;
 static size_t loader_n_cache;
 
-static void loader_err(char *err, size_t errlen, const char *fmt, ...)
-	HEALTHD_PRINTF(3, 4);
-
-static void loader_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int loader_init(void)
 {
 	if (lt_dlinit() != 0) {
@@ -92,7 +78,7 @@ static int loader_find(const char *name, char *const *dirs, size_t n_dirs,
 	size_t n;
 
 	if (!*name) {
-		loader_err(err, errlen, "plugin name is empty");
+		snprintf(err, errlen, "plugin name is empty");
 		return -EINVAL;
 	}
 
@@ -102,13 +88,13 @@ static int loader_find(const char *name, char *const *dirs, size_t n_dirs,
 		n = strlen(file);
 		if (n <= strlen(LOADER_SUFFIX) ||
 		    strcmp(file + n - strlen(LOADER_SUFFIX), LOADER_SUFFIX)) {
-			loader_err(err, errlen,
+			snprintf(err, errlen,
 				   "%s: a plugin file is named NAME" LOADER_SUFFIX,
 				   name);
 			return -EINVAL;
 		}
 		if (strlen(name) >= pathlen) {
-			loader_err(err, errlen, "%s: path too long", name);
+			snprintf(err, errlen, "%s: path too long", name);
 			return -ENAMETOOLONG;
 		}
 		strcpy(path, name);
@@ -118,7 +104,7 @@ static int loader_find(const char *name, char *const *dirs, size_t n_dirs,
 
 	for (size_t i = 0; i < n_dirs; i++) {
 		if (loader_join(path, pathlen, dirs[i], name) != 0) {
-			loader_err(err, errlen, "%s/%s" LOADER_SUFFIX ": path too long",
+			snprintf(err, errlen, "%s/%s" LOADER_SUFFIX ": path too long",
 				   dirs[i], name);
 			return -ENAMETOOLONG;
 		}
@@ -131,7 +117,7 @@ static int loader_find(const char *name, char *const *dirs, size_t n_dirs,
 		if (errno != ENOENT && errno != ENOTDIR) {
 			int e = errno;
 
-			loader_err(err, errlen, "%s: %s", path, strerror(e));
+			snprintf(err, errlen, "%s: %s", path, strerror(e));
 			return -e;
 		}
 	}
@@ -173,15 +159,15 @@ static int loader_check_file(const char *path, const char *real, char *err,
 	if (stat(path, &st) != 0) {
 		int e = errno;
 
-		loader_err(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		loader_err(err, errlen, "%s: not a regular file", path);
+		snprintf(err, errlen, "%s: not a regular file", path);
 		return -EINVAL;
 	}
 	if (st.st_mode & S_IWOTH) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: refused: the file is writable by others (mode %04o)",
 			   path, (unsigned)(st.st_mode & 07777));
 		return -EPERM;
@@ -198,12 +184,12 @@ static int loader_check_file(const char *path, const char *real, char *err,
 		if (stat(dirs[i], &st) != 0) {
 			int e = errno;
 
-			loader_err(err, errlen, "%s: %s: %s", path, dirs[i],
+			snprintf(err, errlen, "%s: %s: %s", path, dirs[i],
 				   strerror(e));
 			return -e;
 		}
 		if (st.st_mode & S_IWOTH) {
-			loader_err(err, errlen,
+			snprintf(err, errlen,
 				   "%s: refused: its directory %s is writable by others (mode %04o)",
 				   path, dirs[i], (unsigned)(st.st_mode & 07777));
 			return -EPERM;
@@ -218,11 +204,11 @@ static int loader_check_name(const char *path, const struct healthd_plugin *d,
 			     const char *base, char *err, size_t errlen)
 {
 	if (!d->name) {
-		loader_err(err, errlen, "%s: the plugin declares no name", path);
+		snprintf(err, errlen, "%s: the plugin declares no name", path);
 		return -EINVAL;
 	}
 	if (strcmp(d->name, base) != 0) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: the plugin calls itself \"%s\", which does not match its file name %s" LOADER_SUFFIX,
 			   path, d->name, base);
 		return -EINVAL;
@@ -237,21 +223,21 @@ static int loader_vet(const char *path, const struct healthd_plugin *d,
 	int rc;
 
 	if (d->abi_major != HEALTHD_ABI_MAJOR) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: ABI version %u.%u is not supported (healthd speaks %d.%d)",
 			   path, (unsigned)d->abi_major, (unsigned)d->abi_minor,
 			   HEALTHD_ABI_MAJOR, HEALTHD_ABI_MINOR);
 		return -ENOTSUP;
 	}
 	if (d->abi_minor > HEALTHD_ABI_MINOR) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: ABI version %u.%u is newer than healthd's %d.%d (upgrade healthd or rebuild the plugin against its header)",
 			   path, (unsigned)d->abi_major, (unsigned)d->abi_minor,
 			   HEALTHD_ABI_MAJOR, HEALTHD_ABI_MINOR);
 		return -ENOTSUP;
 	}
 	if (d->size < loader_min_size[d->abi_minor]) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: plugin struct is %u bytes, ABI version %u.%u needs at least %zu",
 			   path, (unsigned)d->size, (unsigned)d->abi_major,
 			   (unsigned)d->abi_minor, loader_min_size[d->abi_minor]);
@@ -266,7 +252,7 @@ static int loader_vet(const char *path, const struct healthd_plugin *d,
 			      : !d->destroy ? "destroy"
 					    : NULL;
 	if (missing) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: plugin \"%s\" has no %s callback (create, check and destroy are required)",
 			   path, d->name, missing);
 		return -EINVAL;
@@ -308,20 +294,20 @@ static int loader_load(const char *path, const char *real, const char *base,
 	int rc;
 
 	if (lt_dladvise_init(&advise) != 0 || lt_dladvise_local(&advise) != 0) {
-		loader_err(err, errlen, "%s: %s", path, lt_dlerror());
+		snprintf(err, errlen, "%s: %s", path, lt_dlerror());
 		rc = -ENOMEM;
 		goto fail;
 	}
 	h = lt_dlopenadvise(real, advise);
 	if (!h) {
-		loader_err(err, errlen, "%s: cannot load: %s", path,
+		snprintf(err, errlen, "%s: cannot load: %s", path,
 			   loader_why(real, lt_dlerror()));
 		rc = -ENOEXEC;
 		goto fail;
 	}
 	d = lt_dlsym(h, HEALTHD_PLUGIN_SYMBOL);
 	if (!d) {
-		loader_err(err, errlen,
+		snprintf(err, errlen,
 			   "%s: no symbol \"" HEALTHD_PLUGIN_SYMBOL "\" (is it a healthd plugin? define it with HEALTHD_PLUGIN_DEFINE)",
 			   path);
 		rc = -ENOEXEC;
@@ -336,7 +322,7 @@ static int loader_load(const char *path, const char *real, const char *base,
 	if (!p || !cache || !(p->path = strdup(real))) {
 		if (cache)
 			loader_cache = cache;
-		loader_err(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: out of memory", path);
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -374,7 +360,7 @@ int loader_open(const char *name, char *const *dirs, size_t n_dirs,
 		goto out;
 	if (!realpath(path, real)) {
 		rc = -errno;
-		loader_err(err, errlen, "%s: %s", path, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 		goto out;
 	}
 	rc = loader_check_file(path, real, err, errlen);
