@@ -48,6 +48,7 @@ struct check {
 	int64_t next_run; /* monotonic ms */
 	int64_t deadline; /* monotonic ms, while queued or running */
 	bool removed;     /* dropped by a reload */
+	bool warming;     /* added by a reload, no result yet: does not count */
 	size_t heap_index;
 	struct check *queue_next; /* in the run queue, which holds a reference */
 	bool in_queue;

@@ -25,9 +25,19 @@
 /* A burst of file events (an editor's save, a ConfigMap swap) becomes one
  * reload this long after the last event. */
 #define DEBOUNCE_MS 150
+/* ...but a directory that never goes quiet still reloads this often. */
+#define DEBOUNCE_MAX_MS 1000
+
+/* What only a restart can change: the values the process started with. */
+struct fixed_settings {
+	char *listen;
+	int threads, max_connections, workers;
+	int64_t connection_timeout_ms;
+};
 
 struct daemon {
 	char *config_path;
+	struct fixed_settings fixed;
 	struct config *cfg;
 	struct scheduler *sched;
 	struct http *http;
@@ -35,6 +45,7 @@ struct daemon {
 
 	/* Guarded by the scheduler's lock: */
 	bool serving, started, draining;
+	bool restart_required; /* the config asks for a fixed setting to change */
 	uint64_t generation;
 	int64_t loaded_at;
 	char *last_reload_error;
@@ -66,6 +77,7 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 	v->loaded_at = d->loaded_at;
 	v->last_reload_ok = !d->last_reload_error;
 	v->last_reload_error = dup_or_null(d->last_reload_error);
+	v->restart_required = d->restart_required;
 	for (size_t i = 0; i < n; i++) {
 		const struct check *c = checks[i];
 		struct check_view *cv = &v->checks[i];
@@ -84,6 +96,7 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 		cv->consecutive_successes = c->counters.consecutive_successes;
 		cv->interval_ms = c->def.interval_ms;
 		cv->timeout_ms = c->def.timeout_ms;
+		cv->warming = c->warming;
 		cv->runs = c->runs;
 		cv->failures = c->failures;
 		if (!cv->name || !cv->plugin || !cv->message) {
@@ -221,13 +234,25 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 		goto fail;
 	d->generation = 1;
 	d->loaded_at = clock_wall_ms();
+	d->fixed = (struct fixed_settings){
+		.listen = strdup(d->cfg->listen),
+		.threads = d->cfg->server_threads,
+		.max_connections = d->cfg->max_connections,
+		.workers = d->cfg->workers,
+		.connection_timeout_ms = d->cfg->connection_timeout_ms,
+	};
+	if (!d->fixed.listen) {
+		checks_free(checks, d->cfg->n_checks);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	d->sched = scheduler_new(d->cfg->workers, daemon_changed, d);
 	if (!d->sched) {
 		checks_free(checks, d->cfg->n_checks);
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	scheduler_replace(d->sched, checks, d->cfg->n_checks);
+	scheduler_replace(d->sched, checks, d->cfg->n_checks, false);
 	free(checks); /* the scheduler took the references */
 
 	if (serve) {
@@ -266,19 +291,30 @@ fail:
 
 /* --- reload ---------------------------------------------------------------------- */
 
-/* Settings only a restart can change: say so rather than ignore them. */
-static void daemon_report_restart(const struct config *old, const struct config *cfg)
+/* Settings only a restart can change: compared with what runs, and
+ * reported on every reload that asks for them, never silently dropped. */
+static bool daemon_report_restart(const struct daemon *d, const struct config *cfg)
 {
-	if (strcmp(old->listen, cfg->listen) != 0)
-		log_warn("listen changed to %s: takes effect after a restart",
-			 cfg->listen);
-	if (old->server_threads != cfg->server_threads ||
-	    old->max_connections != cfg->max_connections ||
-	    old->connection_timeout_ms != cfg->connection_timeout_ms)
-		log_warn("server settings changed: take effect after a restart");
-	if (old->workers != cfg->workers)
-		log_warn("workers changed to %d: takes effect after a restart",
-			 cfg->workers);
+	const struct fixed_settings *f = &d->fixed;
+	bool differs = false;
+
+	if (strcmp(f->listen, cfg->listen) != 0) {
+		log_warn("listen %s (running on %s) takes effect after a restart",
+			 cfg->listen, f->listen);
+		differs = true;
+	}
+	if (f->threads != cfg->server_threads ||
+	    f->max_connections != cfg->max_connections ||
+	    f->connection_timeout_ms != cfg->connection_timeout_ms) {
+		log_warn("server settings take effect after a restart");
+		differs = true;
+	}
+	if (f->workers != cfg->workers) {
+		log_warn("workers %d (running %d) takes effect after a restart",
+			 cfg->workers, f->workers);
+		differs = true;
+	}
+	return differs;
 }
 
 /* Parse, validate and build everything first; swap only when all of it
@@ -319,9 +355,10 @@ static void daemon_reload(struct daemon *d, const char *why)
 		goto fail;
 	}
 
-	daemon_report_restart(d->cfg, cfg);
+	bool restart = daemon_report_restart(d, cfg);
 	log_configure(cfg->log_level, cfg->log_format);
 	scheduler_lock(d->sched);
+	d->restart_required = restart;
 	struct config *old = d->cfg;
 	d->cfg = cfg;
 	d->generation++;
@@ -329,7 +366,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 	free(d->last_reload_error);
 	d->last_reload_error = NULL;
 	scheduler_unlock(d->sched);
-	scheduler_replace(d->sched, checks, cfg->n_checks);
+	scheduler_replace(d->sched, checks, cfg->n_checks, true);
 	free(checks);
 	config_free(old);
 	log_info("config generation %llu: %zu check%s",
@@ -352,7 +389,7 @@ int daemon_run(struct daemon *d)
 {
 	sigset_t set;
 	int sfd;
-	int64_t drain_end = 0, reload_at = 0;
+	int64_t drain_end = 0, reload_at = 0, burst_start = 0;
 	int64_t next_refresh = clock_mono_ms() + REFRESH_MS;
 	struct watch *watch = watch_open(d->config_path);
 
@@ -401,8 +438,13 @@ int daemon_run(struct daemon *d)
 			}
 		}
 		now = clock_mono_ms();
-		if ((p[1].revents & POLLIN) && watch_read(watch))
+		if ((p[1].revents & POLLIN) && watch_read(watch)) {
+			if (!reload_at)
+				burst_start = now;
 			reload_at = now + DEBOUNCE_MS;
+			if (reload_at > burst_start + DEBOUNCE_MAX_MS)
+				reload_at = burst_start + DEBOUNCE_MAX_MS;
+		}
 		if (reload_at && now >= reload_at) {
 			reload_at = 0;
 			if (watch_changed(watch))
@@ -490,6 +532,7 @@ bool daemon_free(struct daemon *d)
 	snapshot_unref(d->pending);
 	config_free(d->cfg);
 	free(d->last_reload_error);
+	free(d->fixed.listen);
 	free(d->config_path);
 	free(d);
 	return true;

@@ -19,6 +19,7 @@
 
 #define REQUEST_ID_MAX 128
 #define EXCLUDE_MAX 64
+#define HTTP_CONNECTION_MEMORY 4096
 
 struct http {
 	struct MHD_Daemon *mhd;
@@ -434,17 +435,24 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 		flags |= MHD_USE_IPv6;
 
 	threads = cfg->threads > 0 ? cfg->threads : http_usable_cpus();
-	h->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, http_handle, h,
+	struct MHD_OptionItem opts[] = {
 		/* The logger first, so no option's message escapes it. */
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, use->ai_addr,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(threads > 1 ? threads : 0),
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)((cfg->connection_timeout_ms + 999) / 1000),
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-		MHD_OPTION_END);
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+		{MHD_OPTION_SOCK_ADDR, 0, use->ai_addr},
+		{MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT,
+		 (intptr_t)((cfg->connection_timeout_ms + 999) / 1000), NULL},
+		/* Probes are a request line and a few headers: a small pool
+		 * is plenty, and libmicrohttpd clears it per request. */
+		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL},
+		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+		/* One thread needs no pool: its polling thread serves. */
+		{threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+		 threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_handle, h,
+				  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->mhd) {
 		snprintf(err, errlen, "cannot listen on port %d: %s",
 			 cfg->listen_port, strerror(errno));

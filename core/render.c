@@ -52,13 +52,20 @@ static void add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
+/* Whether a check takes part in the verdict and readiness. */
+static bool counted(const struct render_exclude *ex, const struct check_view *c)
+{
+	return !excluded(ex, c->name) &&
+	       !(c->warming && c->status == STATUS_PENDING);
+}
+
 enum verdict render_verdict(const struct health_view *v,
 			    const struct render_exclude *ex)
 {
 	enum verdict verdict = VERDICT_HEALTHY;
 
 	for (size_t i = 0; i < v->n_checks; i++)
-		if (!excluded(ex, v->checks[i].name))
+		if (counted(ex, &v->checks[i]))
 			verdict = state_verdict_step(verdict, v->checks[i].critical,
 						     v->checks[i].status);
 	return verdict;
@@ -72,8 +79,7 @@ static json_object *blocking_checks(const struct health_view *v,
 
 	for (size_t i = 0; i < v->n_checks; i++) {
 		const struct check_view *c = &v->checks[i];
-		if (!excluded(ex, c->name) &&
-		    state_blocks_ready(c->critical, c->status))
+		if (counted(ex, c) && state_blocks_ready(c->critical, c->status))
 			json_object_array_add(list, json_object_new_string(c->name));
 	}
 	return list;
@@ -148,6 +154,7 @@ static json_object *native_body(const struct health_view *v,
 	add(cfg, "last_reload_error",
 	    v->last_reload_error ? json_object_new_string(v->last_reload_error)
 				 : NULL);
+	add(cfg, "restart_required", json_object_new_boolean(v->restart_required));
 	add(o, "config", cfg);
 	for (size_t i = 0; i < v->n_checks; i++)
 		if (!excluded(ex, v->checks[i].name))

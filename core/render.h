@@ -27,6 +27,7 @@ struct check_view {
 	int64_t interval_ms, timeout_ms;
 	uint64_t runs;
 	uint64_t failures; /* failed runs since the check was created */
+	bool warming; /* added by a reload, no result yet: left out of verdicts */
 };
 
 struct health_view {
@@ -37,6 +38,7 @@ struct health_view {
 	int64_t loaded_at; /* wall ms */
 	bool last_reload_ok;
 	char *last_reload_error; /* NULL when the last reload worked */
+	bool restart_required;   /* the config changes a setting only a restart applies */
 	struct check_view *checks;
 	size_t n_checks;
 };

@@ -136,6 +136,7 @@ static void publish(struct scheduler *s, struct check *c,
 		c->last_success = now;
 	}
 	c->runs++;
+	c->warming = false;
 	if (state_apply(&c->counters, status, c->def.failure_threshold,
 			c->def.success_threshold))
 		log_write(status == HEALTHD_FAIL ? LOG_WARN : LOG_INFO,
@@ -401,7 +402,8 @@ static bool contains(struct check **arr, size_t n, const struct check *c)
 	return false;
 }
 
-void scheduler_replace(struct scheduler *s, struct check **checks, size_t n)
+void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
+		       bool warm)
 {
 	struct check **old, **set = malloc((n ? n : 1) * sizeof(*set));
 	size_t n_old;
@@ -427,9 +429,12 @@ void scheduler_replace(struct scheduler *s, struct check **checks, size_t n)
 			continue;
 		}
 		c->heap_index = HEAP_NONE;
+		c->warming = warm;
 		for (size_t j = 0; j < n_old; j++)
-			if (strcmp(old[j]->def.name, c->def.name) == 0)
+			if (strcmp(old[j]->def.name, c->def.name) == 0) {
 				check_inherit(c, old[j]);
+				c->warming = false;
+			}
 		c->phase = PHASE_IDLE;
 		c->next_run = now;
 		heap_push(s, c);

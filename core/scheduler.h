@@ -36,10 +36,14 @@ int scheduler_start(struct scheduler *s);
  * Make `checks` the running set; takes over one reference of each.
  * A pointer already running stays as it is (state, schedule, history);
  * a new check that has the name of a running one inherits its status and
- * history, and every new check runs at once.  Checks no longer listed are
- * stopped; an in-flight run finishes before its instance is destroyed.
+ * history, and every new check runs at once.  With `warm`, a check with a
+ * new name is "warming" until its first result: a reload that adds a check
+ * does not make a ready service unready before the check has said anything.
+ * Checks no longer listed are stopped; an in-flight run finishes before its
+ * instance is destroyed.
  */
-void scheduler_replace(struct scheduler *s, struct check **checks, size_t n);
+void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
+		       bool warm);
 
 /* The running set, for rendering; call with the lock held. */
 void scheduler_lock(struct scheduler *s);

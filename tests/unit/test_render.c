@@ -129,6 +129,27 @@ static void test_pending_and_draining(void)
 	json_object_put(o);
 }
 
+static void test_warming_checks_do_not_count(void)
+{
+	int code;
+
+	make_view(STATUS_PASS, STATUS_PASS);
+	checks[1].critical = true;
+	checks[1].status = checks[1].last_result = STATUS_PENDING;
+	CU_ASSERT_FALSE(render_ready_state(&view, NULL));
+	checks[1].warming = true;
+	CU_ASSERT_TRUE(render_ready_state(&view, NULL));
+	CU_ASSERT_EQUAL(render_verdict(&view, NULL), VERDICT_HEALTHY);
+	json_object *o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.status"), "pending");
+	json_object_put(o);
+	/* Once it has a result it counts like any other. */
+	checks[1].status = STATUS_FAIL;
+	CU_ASSERT_FALSE(render_ready_state(&view, NULL));
+	CU_ASSERT_EQUAL(render_verdict(&view, NULL), VERDICT_UNHEALTHY);
+}
+
 static void test_redacted(void)
 {
 	int code;
@@ -207,6 +228,7 @@ void unit_register(void)
 		{"comprehensive body", test_comprehensive},
 		{"unhealthy and exclude", test_unhealthy_and_exclude},
 		{"pending and draining", test_pending_and_draining},
+		{"warming checks do not count", test_warming_checks_do_not_count},
 		{"redacted", test_redacted},
 		{"health+json", test_health_json},
 		{"live and errors", test_live_and_error},
