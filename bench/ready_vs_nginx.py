@@ -65,6 +65,7 @@ def start_healthd(binary, tmp):
     with open(cfg, "w") as f:
         f.write(f'listen: "127.0.0.1:{port}"\nlog: {{level: warn}}\n'
                 f"server: {{threads: 1, max_connections: 1024}}\n"
+                f"shutdown: {{drain: 0s}}\n"
                 f"checks: []\n")
     p = subprocess.Popen(["taskset", "-c", "0", binary, "-c", cfg],
                          stderr=subprocess.DEVNULL)

@@ -64,6 +64,7 @@ void check_unref(struct check *c)
 {
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	check_unref(c->successor);
 	c->plugin->desc->destroy(c->instance);
 	loader_release(c->plugin);
 	config_check_clear(&c->def);

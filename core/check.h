@@ -27,6 +27,7 @@ enum check_phase {
 	PHASE_QUEUED,  /* handed to the workers, deadline set */
 	PHASE_RUNNING, /* check() in progress */
 	PHASE_LATE,    /* timed out and published, check() not returned yet */
+	PHASE_WAITING, /* replaced a check whose run is in flight: waits for it */
 };
 
 struct check {
@@ -51,6 +52,9 @@ struct check {
 	bool warming;     /* added by a reload, no result yet: does not count */
 	size_t heap_index;
 	struct check *queue_next; /* in the run queue, which holds a reference */
+	struct check *successor;  /* replaced while running: starts when this
+				   * run returns (a reference) */
+	struct check *waits_for;  /* while PHASE_WAITING: whose run */
 	bool in_queue;
 };
 

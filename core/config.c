@@ -31,6 +31,7 @@ struct ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
+	struct config *cfg; /* records the files expansions read */
 };
 
 static void ctx_vfail(struct ctx *c, int line, int col, const char *fmt,
@@ -423,9 +424,27 @@ static int is_name_char(char ch, int first)
 	       (ch >= 'A' && ch <= 'Z') || (!first && ch >= '0' && ch <= '9');
 }
 
+/* Remember a file the config read; a failure only costs a reload. */
+static void input_add(struct config *cfg, const char *path)
+{
+	char **n;
+
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_inputs; i++)
+		if (!strcmp(cfg->inputs[i], path))
+			return;
+	n = realloc(cfg->inputs, (cfg->n_inputs + 1) * sizeof(*n));
+	if (!n)
+		return;
+	cfg->inputs = n;
+	if ((n[cfg->n_inputs] = strdup(path)))
+		cfg->n_inputs++;
+}
+
 /* One reference: `ref` is the text between "${" and "}". */
 static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
-		      size_t errlen)
+		      size_t errlen, struct config *rec)
 {
 	struct buf file = {0};
 	char name[256];
@@ -444,6 +463,7 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 			snprintf(err, errlen, "${file:} needs a path");
 			rc = -1;
 		} else {
+			input_add(rec, path);
 			rc = read_small_file(path, &file, err, errlen);
 		}
 		if (rc == 0 && buf_add(b, file.p, file.len) < 0) {
@@ -490,7 +510,8 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 	return 0;
 }
 
-int config_expand(const char *in, char **out, char *err, size_t errlen)
+static int expand(const char *in, char **out, char *err, size_t errlen,
+		  struct config *rec)
 {
 	struct buf b = {0};
 	const char *s = in;
@@ -522,7 +543,8 @@ int config_expand(const char *in, char **out, char *err, size_t errlen)
 				"write $$ for a literal $");
 			goto fail;
 		}
-		if (expand_ref(&b, s + 2, (size_t)(end - s - 2), err, errlen) < 0)
+		if (expand_ref(&b, s + 2, (size_t)(end - s - 2), err, errlen,
+			       rec) < 0)
 			goto fail;
 		s = end + 1;
 	}
@@ -533,6 +555,11 @@ oom:
 fail:
 	buf_free(&b);
 	return -1;
+}
+
+int config_expand(const char *in, char **out, char *err, size_t errlen)
+{
+	return expand(in, out, err, errlen, NULL);
 }
 
 /* --- value parsers ------------------------------------------------------- */
@@ -780,7 +807,7 @@ static int field_text(struct ctx *c, const struct at *a, const char *what,
 	if (a->val->type != NODE_SCALAR)
 		return at_fail(c, a, "expected %s, found %s", what,
 			       node_kind(a->val));
-	if (config_expand(a->val->text, out, eb, sizeof(eb)) < 0)
+	if (expand(a->val->text, out, eb, sizeof(eb), c->cfg) < 0)
 		return at_fail(c, a, "%s", eb);
 	return 0;
 }
@@ -967,6 +994,17 @@ fail:
 
 #define OPTIONS_PREFIX_LEN (sizeof("options.") - 1)
 
+/* Whether a value or list holds a ${...} reference. */
+static bool node_has_ref(const struct node *n)
+{
+	if (n->type == NODE_SCALAR)
+		return n->text && strstr(n->text, "${");
+	for (size_t i = 0; i < n->n; i++)
+		if (node_has_ref(n->kids[i]))
+			return true;
+	return false;
+}
+
 /* options: values, lists of values, and one level of mapping whose keys
  * join their parent's with a dot ("headers.Accept"). */
 static int options_load(struct ctx *c, struct config_check *chk,
@@ -1010,6 +1048,7 @@ static int options_load(struct ctx *c, struct config_check *chk,
 		}
 		if (option_add(c, chk, k, key, value) < 0)
 			return -1;
+		chk->options[chk->n_options - 1].expanded = node_has_ref(v);
 	}
 	return 0;
 }
@@ -1181,7 +1220,7 @@ static const char *const shutdown_keys[] = {"drain", NULL};
 static const char *const format_names[] = {"json", "text", NULL};
 static const char *const details_names[] = {"public", "token", "hidden", NULL};
 
-static void dirs_free(char **dirs, size_t n)
+static void strings_free(char **dirs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(dirs[i]);
@@ -1211,12 +1250,12 @@ static int plugin_dirs_load(struct ctx *c, const struct at *a,
 			goto fail;
 		}
 	}
-	dirs_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
+	strings_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
 	cfg->plugin_dirs = dirs;
 	cfg->n_plugin_dirs = n;
 	return 0;
 fail:
-	dirs_free(dirs, n);
+	strings_free(dirs, n);
 	return -1;
 }
 
@@ -1338,6 +1377,7 @@ static int details_load(struct ctx *c, const struct node *root,
 		free(path);
 		return 0;
 	}
+	input_add(c->cfg, path);
 	if (read_small_file(path, &token, eb, sizeof(eb)) < 0) {
 		at_fail(c, &file, "%s", eb);
 		goto fail;
@@ -1443,7 +1483,7 @@ static int env_apply(struct ctx *c, struct config *cfg)
 
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
-	struct ctx c = {path, err, errlen};
+	struct ctx c = {path, err, errlen, NULL};
 	struct config *cfg = NULL;
 	struct node *root = NULL;
 	struct stat st;
@@ -1467,6 +1507,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 		ctx_oom(&c);
 		goto fail;
 	}
+	c.cfg = cfg;
 	if (root_load(&c, root, cfg) < 0 || env_apply(&c, cfg) < 0)
 		goto fail;
 	node_free(root);
@@ -1496,7 +1537,8 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_checks; i++)
 		config_check_clear(&cfg->checks[i]);
 	free(cfg->checks);
-	dirs_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
+	strings_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
+	strings_free(cfg->inputs, cfg->n_inputs);
 	if (cfg->details_token)
 		explicit_bzero(cfg->details_token, strlen(cfg->details_token));
 	free(cfg->details_token);

@@ -26,6 +26,8 @@ enum config_details {
 struct config_option {
 	char *key;
 	char *value; /* secret: never print */
+	bool expanded; /* came (partly) from ${...}: the core redacts it from
+			* whatever a plugin reports */
 	int line, col; /* of the key, 1-based */
 };
 
@@ -70,6 +72,11 @@ struct config {
 
 	struct config_check *checks;
 	size_t n_checks;
+
+	/* Files the config read besides itself (${file:...}, the details
+	 * token), so a change of any of them reloads it. */
+	char **inputs;
+	size_t n_inputs;
 };
 
 /* Load and validate a config file.  Applies HEALTHD_LOG_LEVEL and

@@ -1,6 +1,7 @@
 /* daemon.c — config, checks, scheduler and server tied together. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,18 @@ struct fixed_settings {
 
 struct daemon {
 	char *config_path;
+	bool serve; /* listen (not --once) */
 	struct fixed_settings fixed;
-	struct config *cfg;
 	struct scheduler *sched;
-	struct http *http;
+	struct watch *watch;
 	int64_t started_at; /* monotonic ms */
+
+	/* Renders are serialised by `publish`, so a newer view is never
+	 * overtaken by an older one; `cfg` and `http` change only under it
+	 * (taken before the scheduler's lock). */
+	pthread_mutex_t publish;
+	struct config *cfg;
+	struct http *http;
 
 	/* Guarded by the scheduler's lock: */
 	bool serving, started, draining;
@@ -123,31 +131,39 @@ static void daemon_update_started(struct daemon *d)
 	log_info("started: every check has a first result");
 }
 
-/* The scheduler's `changed` callback: render and publish.  Lock held. */
-static void daemon_changed(void *ctx)
+/* Render every body from a copy of the state, outside the scheduler's
+ * lock, and hand them to the server. */
+static void daemon_publish(struct daemon *d)
 {
-	struct daemon *d = ctx;
 	struct health_view v;
-	struct snapshot *s;
+	struct snapshot *s = NULL;
+	int rc;
 
+	pthread_mutex_lock(&d->publish);
+	scheduler_lock(d->sched);
 	daemon_update_started(d);
-	if (daemon_view(d, &v) < 0 || !(s = snapshot_build(&v, d->cfg))) {
+	rc = daemon_view(d, &v);
+	scheduler_unlock(d->sched);
+	if (rc == 0 && !(s = snapshot_build(&v, d->cfg)))
+		render_view_clear(&v);
+	if (!s) {
 		log_error("out of memory rendering responses; serving the last ones");
-		return;
-	}
-	if (d->http) {
+	} else if (d->http) {
 		http_publish(d->http, s);
 	} else {
 		snapshot_unref(d->pending);
 		d->pending = s;
 	}
+	pthread_mutex_unlock(&d->publish);
 }
 
-static void daemon_refresh(struct daemon *d)
+/* The scheduler's `changed` callback. */
+static void daemon_changed(void *ctx)
 {
-	scheduler_lock(d->sched);
-	daemon_changed(d);
-	scheduler_unlock(d->sched);
+	struct daemon *d = ctx;
+
+	if (d->serve)
+		daemon_publish(d);
 }
 
 static bool daemon_alive(void *ctx)
@@ -222,16 +238,16 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 	struct daemon *d = calloc(1, sizeof(*d));
 	struct check **checks = NULL;
 
-	if (!d || !(d->config_path = strdup(config_path))) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
+	if (!d)
+		goto oom;
+	pthread_mutex_init(&d->publish, NULL);
+	d->serve = serve;
 	d->started_at = clock_mono_ms();
+	if (!(d->config_path = strdup(config_path)))
+		goto oom;
 	if (config_load(config_path, &d->cfg, err, errlen) < 0)
 		goto fail;
 	log_configure(d->cfg->log_level, d->cfg->log_format);
-	if (checks_build(d->cfg, NULL, 0, &checks, err, errlen) < 0)
-		goto fail;
 	d->generation = 1;
 	d->loaded_at = clock_wall_ms();
 	d->fixed = (struct fixed_settings){
@@ -241,18 +257,15 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 		.workers = d->cfg->workers,
 		.connection_timeout_ms = d->cfg->connection_timeout_ms,
 	};
-	if (!d->fixed.listen) {
-		checks_free(checks, d->cfg->n_checks);
-		snprintf(err, errlen, "out of memory");
+	if (!d->fixed.listen ||
+	    !(d->sched = scheduler_new(d->cfg->workers, daemon_changed, d)))
+		goto oom;
+	if (checks_build(d->cfg, NULL, 0, &checks, err, errlen) < 0)
 		goto fail;
-	}
-	d->sched = scheduler_new(d->cfg->workers, daemon_changed, d);
-	if (!d->sched) {
+	if (scheduler_replace(d->sched, checks, d->cfg->n_checks, false) < 0) {
 		checks_free(checks, d->cfg->n_checks);
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+		goto oom;
 	}
-	scheduler_replace(d->sched, checks, d->cfg->n_checks, false);
 	free(checks); /* the scheduler took the references */
 
 	if (serve) {
@@ -265,13 +278,19 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 			.alive = daemon_alive,
 			.ctx = d,
 		};
-		scheduler_lock(d->sched);
+		daemon_publish(d); /* the first bodies, before any request */
+		pthread_mutex_lock(&d->publish);
 		struct snapshot *first = d->pending;
 		d->pending = NULL;
-		scheduler_unlock(d->sched);
-		d->http = http_start(&hs, first, err, errlen);
-		if (!d->http)
+		pthread_mutex_unlock(&d->publish);
+		if (!first)
+			goto oom;
+		struct http *h = http_start(&hs, first, err, errlen);
+		if (!h)
 			goto fail;
+		pthread_mutex_lock(&d->publish);
+		d->http = h;
+		pthread_mutex_unlock(&d->publish);
 		scheduler_lock(d->sched);
 		d->serving = true;
 		scheduler_unlock(d->sched);
@@ -282,8 +301,9 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 	}
 	log_info("healthd %s: %zu check%s from %s", HEALTHD_VERSION,
 		 d->cfg->n_checks, d->cfg->n_checks == 1 ? "" : "s", config_path);
-	daemon_refresh(d);
 	return d;
+oom:
+	snprintf(err, errlen, "out of memory");
 fail:
 	daemon_free(d);
 	return NULL;
@@ -298,23 +318,37 @@ static bool daemon_report_restart(const struct daemon *d, const struct config *c
 	const struct fixed_settings *f = &d->fixed;
 	bool differs = false;
 
+	/* Values stay out of the message: they may come from ${...}. */
 	if (strcmp(f->listen, cfg->listen) != 0) {
-		log_warn("listen %s (running on %s) takes effect after a restart",
-			 cfg->listen, f->listen);
+		log_warn("listen changed: takes effect after a restart");
 		differs = true;
 	}
 	if (f->threads != cfg->server_threads ||
 	    f->max_connections != cfg->max_connections ||
 	    f->connection_timeout_ms != cfg->connection_timeout_ms) {
-		log_warn("server settings take effect after a restart");
+		log_warn("server settings changed: take effect after a restart");
 		differs = true;
 	}
 	if (f->workers != cfg->workers) {
-		log_warn("workers %d (running %d) takes effect after a restart",
-			 cfg->workers, f->workers);
+		log_warn("workers changed: takes effect after a restart");
 		differs = true;
 	}
 	return differs;
+}
+
+/* New references on the running checks (the set only changes on this
+ * thread, but creating instances must not hold the scheduler's lock). */
+static struct check **running_checks(struct daemon *d, size_t *n)
+{
+	struct check **copy;
+
+	scheduler_lock(d->sched);
+	struct check *const *running = scheduler_checks(d->sched, n);
+	copy = malloc((*n ? *n : 1) * sizeof(*copy));
+	for (size_t i = 0; copy && i < *n; i++)
+		copy[i] = check_ref(running[i]);
+	scheduler_unlock(d->sched);
+	return copy;
 }
 
 /* Parse, validate and build everything first; swap only when all of it
@@ -322,65 +356,57 @@ static bool daemon_report_restart(const struct daemon *d, const struct config *c
 static void daemon_reload(struct daemon *d, const char *why)
 {
 	char err[1024];
-	struct config *cfg;
-	struct check **checks = NULL;
-	struct check *const *running;
+	struct config *cfg = NULL, *old;
+	struct check **checks = NULL, **running;
 	size_t n_running;
+	int rc;
 
 	log_info("reloading %s (%s)", d->config_path, why);
 	if (config_load(d->config_path, &cfg, err, sizeof(err)) < 0)
 		goto fail;
-	scheduler_lock(d->sched);
-	running = scheduler_checks(d->sched, &n_running);
-	/* The running set only changes on this thread, so the pointers stay
-	 * valid once unlocked; creating instances must not hold the lock. */
-	struct check **snapshot_of_running = malloc((n_running ? n_running : 1) *
-						    sizeof(*running));
-	if (snapshot_of_running) {
-		memcpy(snapshot_of_running, running, n_running * sizeof(*running));
-		for (size_t i = 0; i < n_running; i++)
-			check_ref(snapshot_of_running[i]);
-	}
-	scheduler_unlock(d->sched);
-	if (!snapshot_of_running) {
-		config_free(cfg);
-		snprintf(err, sizeof(err), "out of memory");
+	if (!(running = running_checks(d, &n_running)))
+		goto oom;
+	rc = checks_build(cfg, running, n_running, &checks, err, sizeof(err));
+	checks_free(running, n_running);
+	if (rc < 0)
 		goto fail;
+	if (scheduler_replace(d->sched, checks, cfg->n_checks, true) < 0) {
+		checks_free(checks, cfg->n_checks);
+		goto oom;
 	}
-	int rc = checks_build(cfg, snapshot_of_running, n_running, &checks, err,
-			      sizeof(err));
-	checks_free(snapshot_of_running, n_running);
-	if (rc < 0) {
-		config_free(cfg);
-		goto fail;
-	}
+	free(checks); /* the scheduler took the references */
 
 	bool restart = daemon_report_restart(d, cfg);
 	log_configure(cfg->log_level, cfg->log_format);
+	pthread_mutex_lock(&d->publish);
 	scheduler_lock(d->sched);
-	d->restart_required = restart;
-	struct config *old = d->cfg;
+	old = d->cfg;
 	d->cfg = cfg;
+	d->restart_required = restart;
 	d->generation++;
 	d->loaded_at = clock_wall_ms();
 	free(d->last_reload_error);
 	d->last_reload_error = NULL;
 	scheduler_unlock(d->sched);
-	scheduler_replace(d->sched, checks, cfg->n_checks, true);
-	free(checks);
+	pthread_mutex_unlock(&d->publish);
 	config_free(old);
+	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs);
 	log_info("config generation %llu: %zu check%s",
 		 (unsigned long long)d->generation, cfg->n_checks,
 		 cfg->n_checks == 1 ? "" : "s");
+	daemon_publish(d);
 	return;
+oom:
+	snprintf(err, sizeof(err), "out of memory");
 fail:
+	config_free(cfg);
 	log_error("reload failed, keeping generation %llu: %s",
 		  (unsigned long long)d->generation, err);
 	scheduler_lock(d->sched);
 	free(d->last_reload_error);
 	d->last_reload_error = strdup(err);
-	daemon_changed(d);
 	scheduler_unlock(d->sched);
+	daemon_publish(d);
 }
 
 /* --- run and stop ------------------------------------------------------------------ */
@@ -391,7 +417,6 @@ int daemon_run(struct daemon *d)
 	int sfd;
 	int64_t drain_end = 0, reload_at = 0, burst_start = 0;
 	int64_t next_refresh = clock_mono_ms() + REFRESH_MS;
-	struct watch *watch = watch_open(d->config_path);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -400,9 +425,10 @@ int daemon_run(struct daemon *d)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
-		watch_close(watch);
 		return 1;
 	}
+	d->watch = watch_open(d->config_path);
+	watch_inputs(d->watch, d->cfg->inputs, d->cfg->n_inputs);
 	for (;;) {
 		int64_t now = clock_mono_ms();
 		int64_t until = next_refresh;
@@ -411,7 +437,7 @@ int daemon_run(struct daemon *d)
 		if (reload_at && reload_at < until)
 			until = reload_at;
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
-				      {.fd = watch ? watch_fd(watch) : -1,
+				      {.fd = d->watch ? watch_fd(d->watch) : -1,
 				       .events = POLLIN}};
 		poll(p, 2, until > now ? (int)(until - now) : 0);
 
@@ -419,8 +445,8 @@ int daemon_run(struct daemon *d)
 		if ((p[0].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGHUP) {
-				if (watch)
-					watch_changed(watch); /* now seen */
+				if (d->watch)
+					watch_changed(d->watch); /* now seen */
 				daemon_reload(d, "SIGHUP");
 			} else if (drain_end) {
 				log_warn("second signal %s: exiting at once",
@@ -432,13 +458,13 @@ int daemon_run(struct daemon *d)
 					 (long long)d->cfg->drain_ms);
 				scheduler_lock(d->sched);
 				d->draining = true;
-				daemon_changed(d);
 				scheduler_unlock(d->sched);
+				daemon_publish(d);
 				drain_end = clock_mono_ms() + d->cfg->drain_ms;
 			}
 		}
 		now = clock_mono_ms();
-		if ((p[1].revents & POLLIN) && watch_read(watch)) {
+		if ((p[1].revents & POLLIN) && watch_read(d->watch)) {
 			if (!reload_at)
 				burst_start = now;
 			reload_at = now + DEBOUNCE_MS;
@@ -447,18 +473,22 @@ int daemon_run(struct daemon *d)
 		}
 		if (reload_at && now >= reload_at) {
 			reload_at = 0;
-			if (watch_changed(watch))
+			if (watch_changed(d->watch))
 				daemon_reload(d, "file changed");
 		}
 		if (drain_end && now >= drain_end)
 			break;
 		if (now >= next_refresh) {
-			daemon_refresh(d);
+			daemon_publish(d);
 			next_refresh = now + REFRESH_MS;
 		}
 	}
 	close(sfd);
-	watch_close(watch);
+	/* From here a second signal ends the process at once, as it did
+	 * during the drain. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	log_info("drained; stopping");
 	return 0;
 }
@@ -520,8 +550,13 @@ bool daemon_free(struct daemon *d)
 {
 	if (!d)
 		return true;
-	http_stop(d->http);
+	/* Renders check `http` under the same lock: none publishes into a
+	 * server being stopped. */
+	pthread_mutex_lock(&d->publish);
+	struct http *h = d->http;
 	d->http = NULL;
+	pthread_mutex_unlock(&d->publish);
+	http_stop(h);
 	if (d->sched && !scheduler_stop(d->sched)) {
 		/* A plugin is still inside check(): its instance, plugin and
 		 * config must stay; the process is about to exit. */
@@ -534,6 +569,8 @@ bool daemon_free(struct daemon *d)
 	free(d->last_reload_error);
 	free(d->fixed.listen);
 	free(d->config_path);
+	watch_close(d->watch);
+	pthread_mutex_destroy(&d->publish);
 	free(d);
 	return true;
 }

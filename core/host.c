@@ -62,18 +62,41 @@ static int host_option_next(const struct healthd_check *check,
 	return 0;
 }
 
+#define REDACTED "***"
+#define REDACT_MIN 4 /* shorter values are too common to hunt for */
+
+void host_redact(const struct healthd_check *check, char *text)
+{
+	for (size_t i = 0; check && i < check->n_options; i++) {
+		const struct config_option *o = &check->options[i];
+		size_t vlen = strlen(o->value);
+		char *at;
+
+		if (!o->expanded || vlen < REDACT_MIN)
+			continue;
+		while ((at = strstr(text, o->value))) {
+			memcpy(at, REDACTED, sizeof(REDACTED) - 1);
+			memmove(at + sizeof(REDACTED) - 1, at + vlen,
+				strlen(at + vlen) + 1);
+		}
+	}
+}
+
 static void host_log(const struct healthd_check *check,
 		     enum healthd_log_level level, const char *fmt, ...)
 {
 	va_list ap;
+	char line[1024];
 
 	/* A plugin built against a later header might pass a level we do
 	 * not know: keep the line rather than drop it. */
 	if ((int)level < HEALTHD_LOG_DEBUG || (int)level > HEALTHD_LOG_ERROR)
 		level = HEALTHD_LOG_ERROR;
 	va_start(ap, fmt);
-	log_vwrite((enum log_level)level, check ? check->name : NULL, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	host_redact(check, line);
+	log_write((enum log_level)level, check ? check->name : NULL, "%s", line);
 }
 
 /* Cut a truncated UTF-8 string back to the last whole character, so the
@@ -113,6 +136,7 @@ static void host_result(struct healthd_result *result,
 		result->message[0] = '\0';
 	else if ((size_t)n >= sizeof(result->message))
 		host_utf8_trim(result->message, sizeof(result->message) - 1);
+	host_redact(result->check, result->message);
 
 	/* One line: probes, logs and text formats all expect it. */
 	for (char *p = result->message; *p; p++)
@@ -138,7 +162,12 @@ static void host_detail(struct healthd_result *result, const char *key,
 static void host_detail_str(struct healthd_result *result, const char *key,
 			    const char *value)
 {
-	host_detail(result, key, value ? json_object_new_string(value) : NULL);
+	char *copy = value ? strdup(value) : NULL;
+
+	if (copy)
+		host_redact(result->check, copy); /* only ever shrinks */
+	host_detail(result, key, copy ? json_object_new_string(copy) : NULL);
+	free(copy);
 }
 
 static void host_detail_num(struct healthd_result *result, const char *key,
@@ -249,8 +278,10 @@ int host_check_options(const char *file, const struct config_check *cc,
 	return 0;
 }
 
-void host_result_init(struct healthd_result *result)
+void host_result_init(struct healthd_result *result,
+		      const struct healthd_check *check)
 {
+	result->check = check;
 	result->status = HEALTHD_FAIL;
 	result->set = false;
 	result->message[0] = '\0';
@@ -260,5 +291,5 @@ void host_result_init(struct healthd_result *result)
 void host_result_clear(struct healthd_result *result)
 {
 	json_object_put(result->details);
-	host_result_init(result);
+	host_result_init(result, result->check);
 }

@@ -27,6 +27,7 @@ struct healthd_check {
 #define HOST_MESSAGE_MAX 256
 
 struct healthd_result {
+	const struct healthd_check *check; /* whose run: for redaction */
 	enum healthd_status status;
 	bool set; /* host->result() was called */
 	char message[HOST_MESSAGE_MAX];
@@ -47,7 +48,13 @@ int host_check_options(const char *file, const struct config_check *cc,
 		       const struct healthd_plugin *plugin, char *err,
 		       size_t errlen);
 
-void host_result_init(struct healthd_result *result);
+void host_result_init(struct healthd_result *result,
+		      const struct healthd_check *check);
 void host_result_clear(struct healthd_result *result); /* frees details */
+
+/* Replace, in place, every option value of `check` that came from ${...}
+ * (4 bytes or longer) with "***": whatever a plugin reports, a secret
+ * handed to it through the config is not printed. */
+void host_redact(const struct healthd_check *check, char *text);
 
 #endif /* HEALTHD_HOST_H */

@@ -88,15 +88,13 @@ static json_object *blocking_checks(const struct health_view *v,
 bool render_ready_state(const struct health_view *v,
 			const struct render_exclude *ex)
 {
-	json_object *list;
-	bool ok;
-
 	if (!v->started || v->draining)
 		return false;
-	list = blocking_checks(v, ex);
-	ok = json_object_array_length(list) == 0;
-	json_object_put(list);
-	return ok;
+	for (size_t i = 0; i < v->n_checks; i++)
+		if (counted(ex, &v->checks[i]) &&
+		    state_blocks_ready(v->checks[i].critical, v->checks[i].status))
+			return false;
+	return true;
 }
 
 static json_object *check_object(const struct check_view *c, bool redact)
@@ -151,9 +149,11 @@ static json_object *native_body(const struct health_view *v,
 	add(cfg, "loaded_at", timestamp(v->loaded_at));
 	add(cfg, "last_reload",
 	    json_object_new_string(v->last_reload_ok ? "ok" : "error"));
+	/* The error names files and option keys: a detail, so redacted too. */
 	add(cfg, "last_reload_error",
-	    v->last_reload_error ? json_object_new_string(v->last_reload_error)
-				 : NULL);
+	    v->last_reload_error && !redact
+		    ? json_object_new_string(v->last_reload_error)
+		    : NULL);
 	add(cfg, "restart_required", json_object_new_boolean(v->restart_required));
 	add(o, "config", cfg);
 	for (size_t i = 0; i < v->n_checks; i++)

@@ -11,6 +11,9 @@
 
 #define HEAP_NONE ((size_t)-1)
 #define HEARTBEAT_MS 1000
+/* Results are rendered at most this often: a burst of them costs one
+ * render, and rendering never competes with runs for the lock. */
+#define RENDER_MIN_MS 5
 
 struct scheduler {
 	pthread_mutex_t lock;
@@ -26,8 +29,11 @@ struct scheduler {
 
 	struct check *queue_head, *queue_tail; /* FIFO of due checks */
 
-	int n_workers, workers_alive, runs_in_flight;
-	bool started, stopping;
+	int n_workers, workers_alive, workers_named, runs_in_flight;
+	int64_t *busy_until; /* per worker: the deadline of its run, 0 idle */
+	bool thread_started, stopping;
+	bool dirty;          /* state changed since the last render */
+	int64_t last_render; /* monotonic ms */
 	pthread_t thread;
 	unsigned int seed;
 	int64_t heartbeat; /* atomic */
@@ -35,6 +41,12 @@ struct scheduler {
 	scheduler_changed_fn changed;
 	void *ctx;
 };
+
+static struct timespec timespec_of(int64_t ms)
+{
+	return (struct timespec){.tv_sec = ms / 1000,
+				 .tv_nsec = (ms % 1000) * 1000000};
+}
 
 /* --- the heap ------------------------------------------------------------ */
 
@@ -103,6 +115,13 @@ static void heap_remove(struct scheduler *s, struct check *c)
 
 /* --- publishing results ---------------------------------------------------- */
 
+/* The scheduler thread renders soon, outside the lock.  Lock held. */
+static void mark_dirty(struct scheduler *s)
+{
+	s->dirty = true;
+	pthread_cond_signal(&s->wake);
+}
+
 static const char *const raw_names[] = {"pass", "warn", "fail"};
 
 /* Record one run's outcome and tell the owner.  Lock held. */
@@ -131,10 +150,8 @@ static void publish(struct scheduler *s, struct check *c,
 	if (status == HEALTHD_FAIL) {
 		c->last_failure = now;
 		c->failures++;
-	}
-	else {
+	} else
 		c->last_success = now;
-	}
 	c->runs++;
 	c->warming = false;
 	if (state_apply(&c->counters, status, c->def.failure_threshold,
@@ -146,7 +163,7 @@ static void publish(struct scheduler *s, struct check *c,
 	else
 		log_write(LOG_DEBUG, c->def.name, "%s in %.1f ms: %s",
 			  raw_names[status], duration_ms, c->message);
-	s->changed(s->ctx);
+	mark_dirty(s);
 }
 
 /* The next run after one that started at `start`: an interval later, with
@@ -196,11 +213,29 @@ static struct check *queue_pop(struct scheduler *s)
 	return c;
 }
 
+/* A check replaced by a reload while its run was in flight: its successor
+ * waited for that run to return before running.  Lock held. */
+static struct check *release_successor(struct scheduler *s, struct check *c)
+{
+	struct check *next = c->successor;
+
+	c->successor = NULL;
+	if (next && next->phase == PHASE_WAITING) {
+		next->phase = PHASE_IDLE;
+		next->waits_for = NULL;
+		next->next_run = clock_mono_ms();
+		if (!next->removed)
+			heap_push(s, next);
+	}
+	return next; /* the caller drops the reference, outside the lock */
+}
+
 static void *worker_main(void *arg)
 {
 	struct scheduler *s = arg;
 
 	pthread_mutex_lock(&s->lock);
+	int me = s->workers_named++;
 	for (;;) {
 		while (!s->queue_head && !s->stopping)
 			pthread_cond_wait(&s->work, &s->lock);
@@ -217,10 +252,11 @@ static void *worker_main(void *arg)
 		c->phase = PHASE_RUNNING;
 		s->runs_in_flight++;
 		int64_t deadline = c->deadline;
+		s->busy_until[me] = deadline;
 		pthread_mutex_unlock(&s->lock);
 
 		struct healthd_result r;
-		host_result_init(&r);
+		host_result_init(&r, &c->handle);
 		double t0 = clock_mono_s();
 		int64_t start = clock_mono_ms();
 		c->plugin->desc->check(&host_api, c->instance, deadline, &r);
@@ -228,6 +264,7 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&s->lock);
 		s->runs_in_flight--;
+		s->busy_until[me] = 0;
 		if (c->phase == PHASE_LATE) {
 			log_write(LOG_WARN, c->def.name,
 				  "late run returned after %.0f ms; result dropped",
@@ -240,9 +277,11 @@ static void *worker_main(void *arg)
 			publish(s, c, r.status, r.message, r.details, ms);
 		}
 		schedule_next(s, c, start);
+		struct check *next = release_successor(s, c);
 		pthread_cond_broadcast(&s->done);
 		pthread_mutex_unlock(&s->lock);
 		host_result_clear(&r);
+		check_unref(next);
 		check_unref(c);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -281,22 +320,21 @@ static void scheduler_fire(struct scheduler *s, struct check *c, int64_t now)
 		c->phase = PHASE_LATE; /* out of the heap until it returns */
 		break;
 	case PHASE_LATE:
-		break;
+	case PHASE_WAITING:
+		break; /* never in the heap */
 	}
 }
 
-/* Runs have waited for a worker far longer than any timeout: every worker
- * is stuck in a plugin.  Lock held. */
+/* Every worker is stuck in a run past its deadline by SCHEDULER_STARVED_MS:
+ * no check can run again.  Lock held. */
 static bool scheduler_starved(const struct scheduler *s, int64_t now)
 {
-	for (size_t i = 0; i < s->n_checks; i++) {
-		const struct check *c = s->checks[i];
-		if (c->phase == PHASE_LATE &&
-		    now - c->deadline > SCHEDULER_STARVED_MS &&
-		    s->runs_in_flight >= s->n_workers)
-			return true;
-	}
-	return false;
+	int stuck = 0;
+
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->busy_until[i] && now - s->busy_until[i] > SCHEDULER_STARVED_MS)
+			stuck++;
+	return stuck >= s->n_workers;
 }
 
 static void *scheduler_main(void *arg)
@@ -311,12 +349,21 @@ static void *scheduler_main(void *arg)
 			scheduler_fire(s, s->heap[0], now);
 		if (!scheduler_starved(s, now))
 			__atomic_store_n(&s->heartbeat, now, __ATOMIC_RELEASE);
+		if (s->dirty && now - s->last_render >= RENDER_MIN_MS) {
+			s->dirty = false;
+			s->last_render = now;
+			pthread_mutex_unlock(&s->lock);
+			s->changed(s->ctx);
+			pthread_mutex_lock(&s->lock);
+			continue; /* time has passed: look at the heap again */
+		}
 
 		int64_t until = now + HEARTBEAT_MS;
 		if (s->heap_len && check_due(s->heap[0]) < until)
 			until = check_due(s->heap[0]);
-		struct timespec ts = {.tv_sec = until / 1000,
-				      .tv_nsec = (until % 1000) * 1000000};
+		if (s->dirty && s->last_render + RENDER_MIN_MS < until)
+			until = s->last_render + RENDER_MIN_MS;
+		struct timespec ts = timespec_of(until);
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -334,6 +381,11 @@ struct scheduler *scheduler_new(int workers, scheduler_changed_fn changed,
 	if (!s)
 		return NULL;
 	s->n_workers = workers > 0 ? workers : 1;
+	s->busy_until = calloc((size_t)s->n_workers, sizeof(*s->busy_until));
+	if (!s->busy_until) {
+		free(s);
+		return NULL;
+	}
 	s->changed = changed;
 	s->ctx = ctx;
 	s->seed = (unsigned int)clock_wall_ms();
@@ -352,20 +404,17 @@ struct scheduler *scheduler_new(int workers, scheduler_changed_fn changed,
 int scheduler_start(struct scheduler *s)
 {
 	pthread_attr_t attr;
-	int rc;
+	int rc = 0;
 
 	pthread_attr_init(&attr);
 	/* Workers are detached: one stuck in a plugin must not block exit. */
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&s->lock);
-	for (int i = 0; i < s->n_workers; i++) {
+	for (int i = 0; i < s->n_workers && !rc; i++) {
 		pthread_t t;
 		rc = pthread_create(&t, &attr, worker_main, s);
-		if (rc) {
-			pthread_mutex_unlock(&s->lock);
-			pthread_attr_destroy(&attr);
-			return -rc;
-		}
+		if (rc)
+			break;
 		char name[16]; /* the kernel's limit, with the NUL */
 		snprintf(name, sizeof(name), "worker#%d", i % 100000);
 		pthread_setname_np(t, name);
@@ -373,11 +422,13 @@ int scheduler_start(struct scheduler *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	pthread_attr_destroy(&attr);
+	if (rc)
+		return -rc; /* scheduler_stop() collects the workers made */
 	rc = pthread_create(&s->thread, NULL, scheduler_main, s);
 	if (rc)
 		return -rc;
 	pthread_setname_np(s->thread, "scheduler");
-	s->started = true;
+	s->thread_started = true;
 	return 0;
 }
 
@@ -402,8 +453,35 @@ static bool contains(struct check **arr, size_t n, const struct check *c)
 	return false;
 }
 
-void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
-		       bool warm)
+/* A new check takes over from the running one of the same name.  If that
+ * one's run is still in flight (or it is itself waiting for one), the new
+ * one waits for that run to return: two runs of one check never overlap,
+ * and a hung run holds one worker however often its check is edited.
+ * Lock held. */
+static void take_over(struct scheduler *s, struct check *c, struct check *old,
+		      int64_t now)
+{
+	struct check *in_flight = old->phase == PHASE_WAITING ? old->waits_for
+				  : old->phase == PHASE_RUNNING ||
+					  old->phase == PHASE_LATE
+					? old
+					: NULL;
+
+	check_inherit(c, old);
+	c->warming = false;
+	c->next_run = now;
+	if (!in_flight) {
+		heap_push(s, c);
+		return;
+	}
+	check_unref(in_flight->successor); /* a newer edit wins */
+	in_flight->successor = check_ref(c);
+	c->phase = PHASE_WAITING;
+	c->waits_for = in_flight;
+}
+
+int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
+		      bool warm)
 {
 	struct check **old, **set = malloc((n ? n : 1) * sizeof(*set));
 	size_t n_old;
@@ -413,11 +491,8 @@ void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 	/* The heap holds old and new checks for a moment. */
 	if (!set || grow(&s->heap, &s->heap_cap, s->n_checks + n + 1) < 0) {
 		pthread_mutex_unlock(&s->lock);
-		log_error("out of memory replacing checks; keeping the old set");
-		for (size_t i = 0; i < n; i++)
-			check_unref(checks[i]);
 		free(set);
-		return;
+		return -ENOMEM;
 	}
 	memcpy(set, checks, n * sizeof(*checks));
 	old = s->checks;
@@ -428,16 +503,19 @@ void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 			check_unref(c); /* the running set keeps its reference */
 			continue;
 		}
+		struct check *pred = NULL;
+		for (size_t j = 0; j < n_old && !pred; j++)
+			if (strcmp(old[j]->def.name, c->def.name) == 0)
+				pred = old[j];
 		c->heap_index = HEAP_NONE;
-		c->warming = warm;
-		for (size_t j = 0; j < n_old; j++)
-			if (strcmp(old[j]->def.name, c->def.name) == 0) {
-				check_inherit(c, old[j]);
-				c->warming = false;
-			}
 		c->phase = PHASE_IDLE;
-		c->next_run = now;
-		heap_push(s, c);
+		if (pred) {
+			take_over(s, c, pred, now);
+		} else {
+			c->warming = warm;
+			c->next_run = now;
+			heap_push(s, c);
+		}
 	}
 	for (size_t j = 0; j < n_old; j++) {
 		if (contains(checks, n, old[j]))
@@ -447,7 +525,7 @@ void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 	}
 	s->checks = set;
 	s->n_checks = n;
-	s->changed(s->ctx);
+	mark_dirty(s);
 	pthread_mutex_unlock(&s->lock);
 
 	/* Outside the lock: the last reference runs the plugin's destroy(). */
@@ -455,6 +533,7 @@ void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 		if (old[j]->removed)
 			check_unref(old[j]);
 	free(old);
+	return 0;
 }
 
 void scheduler_lock(struct scheduler *s)
@@ -483,32 +562,26 @@ bool scheduler_stop(struct scheduler *s)
 	int64_t last = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (!s->started) {
-		pthread_mutex_unlock(&s->lock);
-		return true;
-	}
 	s->stopping = true;
 	pthread_cond_broadcast(&s->wake);
 	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
+	if (s->thread_started)
+		pthread_join(s->thread, NULL);
 
 	/* Runs in flight get until their deadline, no longer. */
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->n_checks; i++)
-		if (s->checks[i]->phase == PHASE_RUNNING &&
-		    s->checks[i]->deadline > last)
-			last = s->checks[i]->deadline;
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->busy_until[i] > last)
+			last = s->busy_until[i];
 	while (s->workers_alive > 0 && clock_mono_ms() < last) {
-		struct timespec ts = {.tv_sec = last / 1000,
-				      .tv_nsec = (last % 1000) * 1000000};
+		struct timespec ts = timespec_of(last);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	/* Idle workers leave at once; give them a moment to do so. */
 	int64_t grace = clock_mono_ms() + 100;
 	while (s->workers_alive > s->runs_in_flight && clock_mono_ms() < grace) {
-		struct timespec ts = {.tv_sec = grace / 1000,
-				      .tv_nsec = (grace % 1000) * 1000000};
+		struct timespec ts = timespec_of(grace);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	bool all = s->workers_alive == 0;
@@ -526,6 +599,7 @@ void scheduler_free(struct scheduler *s)
 		check_unref(s->checks[i]);
 	free(s->checks);
 	free(s->heap);
+	free(s->busy_until);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->work);

@@ -8,9 +8,9 @@
  * failure itself, so a plugin that never returns cannot delay any answer;
  * that check is not queued again until its late run returns.
  *
- * Every change of a check's state calls the `changed` callback with the
- * scheduler's lock held, so the caller can render new responses from a
- * consistent view.
+ * After changes of the checks' state the scheduler thread calls `changed`
+ * (without the lock, at most every few milliseconds, once for a burst), so
+ * the owner renders new responses; it takes the lock itself to read them.
  */
 #ifndef HEALTHD_SCHEDULER_H
 #define HEALTHD_SCHEDULER_H
@@ -39,11 +39,13 @@ int scheduler_start(struct scheduler *s);
  * history, and every new check runs at once.  With `warm`, a check with a
  * new name is "warming" until its first result: a reload that adds a check
  * does not make a ready service unready before the check has said anything.
- * Checks no longer listed are stopped; an in-flight run finishes before its
- * instance is destroyed.
+ * A new check whose predecessor's run is still in flight waits for that run
+ * to return.  Checks no longer listed are stopped; an in-flight run finishes
+ * before its instance is destroyed.  Returns 0, or -ENOMEM having changed
+ * nothing (the references are still the caller's).
  */
-void scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
-		       bool warm);
+int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
+		      bool warm);
 
 /* The running set, for rendering; call with the lock held. */
 void scheduler_lock(struct scheduler *s);
@@ -51,8 +53,8 @@ void scheduler_unlock(struct scheduler *s);
 struct check *const *scheduler_checks(struct scheduler *s, size_t *n);
 
 /* Monotonic ms of the scheduler's latest round of progress.  Goes stale
- * when the scheduler thread stalls or runs have waited for a free worker
- * for longer than SCHEDULER_STARVED_MS. */
+ * when the scheduler thread stalls, or when every worker has been stuck in
+ * a run for SCHEDULER_STARVED_MS past its deadline. */
 int64_t scheduler_heartbeat(const struct scheduler *s);
 #define SCHEDULER_STARVED_MS 60000
 

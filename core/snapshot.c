@@ -4,9 +4,7 @@
 
 #include "snapshot.h"
 
-/* Renderers return the text and set the code through a pointer: keep the
- * call apart from reading the code (argument order is unspecified). */
-static void body_set(struct body *b, char *text, const int *code)
+void body_set(struct body *b, char *text, const int *code)
 {
 	b->text = text;
 	b->len = text ? strlen(text) : 0;

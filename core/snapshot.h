@@ -21,6 +21,11 @@ struct body {
 	int code;
 };
 
+/* Fill a body from a renderer's text and the code it set.  The code is
+ * passed by address and read here, after the renderer has run: C leaves
+ * the order of evaluating arguments open. */
+void body_set(struct body *b, char *text, const int *code);
+
 enum snapshot_detail {
 	SNAPSHOT_PUBLIC,   /* messages and details shown */
 	SNAPSHOT_REDACTED, /* left out */

@@ -1,6 +1,7 @@
-/* watch.c — inotify on the config file's directory, and a content hash. */
+/* watch.c — inotify on the config's directories, and a content hash. */
 #include <errno.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,64 +11,124 @@
 #include "log.h"
 #include "watch.h"
 
+#define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | \
+		      IN_ATTRIB | IN_MODIFY)
+
 struct watch {
 	int fd;
-	char *path;
+	char **paths; /* [0]: the config file; then its inputs */
+	size_t n;
 	uint64_t hash;
-	bool exists;
 };
 
-/* FNV-1a over the file's bytes; *exists false when it cannot be read. */
-static uint64_t watch_hash(const char *path, bool *exists)
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+/* FNV-1a over a file's bytes, folded into h; *exists false when it cannot
+ * be read (which changes the hash too). */
+static uint64_t hash_file(uint64_t h, const char *path, bool *exists)
 {
-	uint64_t h = 1469598103934665603ULL;
 	unsigned char buf[4096];
 	size_t n;
 	FILE *f = fopen(path, "rb");
 
 	*exists = f != NULL;
+	h = (h ^ (f != NULL)) * FNV_PRIME;
 	if (!f)
-		return 0;
+		return h;
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		for (size_t i = 0; i < n; i++)
-			h = (h ^ buf[i]) * 1099511628211ULL;
+			h = (h ^ buf[i]) * FNV_PRIME;
 	fclose(f);
 	return h;
+}
+
+static uint64_t hash_all(const struct watch *w, bool *config_exists)
+{
+	uint64_t h = FNV_OFFSET;
+	bool exists;
+
+	for (size_t i = 0; i < w->n; i++) {
+		h = hash_file(h, w->paths[i], &exists);
+		if (i == 0)
+			*config_exists = exists;
+	}
+	return h;
+}
+
+/* Watch the directory holding `path`. */
+static int watch_dir_of(struct watch *w, const char *path)
+{
+	char *copy = strdup(path);
+	int rc = -1;
+
+	if (copy && inotify_add_watch(w->fd, dirname(copy), WATCH_EVENTS) >= 0)
+		rc = 0;
+	else
+		log_warn("cannot watch the directory of %s: %s; reload with SIGHUP",
+			 path, strerror(errno));
+	free(copy);
+	return rc;
+}
+
+static void paths_free(struct watch *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->paths[i]);
+	free(w->paths);
+	w->paths = NULL;
+	w->n = 0;
 }
 
 struct watch *watch_open(const char *path)
 {
 	struct watch *w = calloc(1, sizeof(*w));
-	char *copy = strdup(path);
+	bool exists;
 
-	if (!w || !copy)
+	if (!w || !(w->paths = calloc(1, sizeof(*w->paths))) ||
+	    !(w->paths[0] = strdup(path)))
 		goto fail;
-	w->path = strdup(path);
-	if (!w->path)
-		goto fail;
+	w->n = 1;
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->fd < 0) {
 		log_warn("inotify: %s; reload with SIGHUP", strerror(errno));
 		goto fail;
 	}
-	const char *dir = dirname(copy);
-	if (inotify_add_watch(w->fd, dir,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE |
-				      IN_DELETE | IN_ATTRIB | IN_MODIFY) < 0) {
-		log_warn("cannot watch %s: %s; reload with SIGHUP", dir,
-			 strerror(errno));
+	if (watch_dir_of(w, path) < 0) {
 		close(w->fd);
 		goto fail;
 	}
-	w->hash = watch_hash(path, &w->exists);
-	free(copy);
+	w->hash = hash_all(w, &exists);
 	return w;
 fail:
-	free(copy);
 	if (w)
-		free(w->path);
+		paths_free(w);
 	free(w);
 	return NULL;
+}
+
+void watch_inputs(struct watch *w, char *const *paths, size_t n)
+{
+	char **p;
+	bool exists;
+
+	if (!w)
+		return;
+	p = realloc(w->paths, (1 + n) * sizeof(*p));
+	if (!p)
+		return; /* keep watching the config alone */
+	w->paths = p;
+	for (size_t i = 1; i < w->n; i++)
+		free(w->paths[i]);
+	w->n = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!(w->paths[w->n] = strdup(paths[i])))
+			break;
+		w->n++;
+		/* Adding a directory twice is harmless: inotify keeps one. */
+		watch_dir_of(w, paths[i]);
+	}
+	w->hash = hash_all(w, &exists);
 }
 
 void watch_close(struct watch *w)
@@ -75,7 +136,7 @@ void watch_close(struct watch *w)
 	if (!w)
 		return;
 	close(w->fd);
-	free(w->path);
+	paths_free(w);
 	free(w);
 }
 
@@ -89,7 +150,7 @@ bool watch_read(struct watch *w)
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool any = false;
 
-	/* Any event in the directory may concern the file (through a
+	/* Any event in the directories may concern a file (through a
 	 * symlink chain), so no name filter: the hash decides. */
 	while (read(w->fd, buf, sizeof(buf)) > 0)
 		any = true;
@@ -98,12 +159,11 @@ bool watch_read(struct watch *w)
 
 bool watch_changed(struct watch *w)
 {
-	bool exists;
-	uint64_t h = watch_hash(w->path, &exists);
+	bool config_exists;
+	uint64_t h = hash_all(w, &config_exists);
 
-	if (!exists || (w->exists && h == w->hash))
+	if (!config_exists || h == w->hash)
 		return false;
 	w->hash = h;
-	w->exists = true;
 	return true;
 }

@@ -224,6 +224,28 @@ class Startup(unittest.TestCase):
                        what="startup")
             self.assertEqual(d.get(BASE + "/ready").status, 200)
 
+    def test_too_many_excludes(self):
+        with Daemon(checks=[check("db")]) as d:
+            q = "&".join(f"exclude=c{i}" for i in range(65))
+            r = d.get(BASE + "/ready?" + q)
+            self.assertEqual(r.status, 400)
+            self.assertEqual(r.json()["code"], 400)
+            q = "&".join(f"exclude=c{i}" for i in range(64))
+            self.assertEqual(d.get(BASE + "/ready?" + q).status, 200)
+
+    def test_large_headers_answered(self):
+        with Daemon(checks=[check("db")]) as d:
+            r = d.get(BASE + "/ready", {"Authorization": "Bearer " + "x" * 3000,
+                                        "X-Forwarded-Client-Cert": "y" * 2000})
+            self.assertEqual(r.status, 200)
+
+    def test_ipv6_wildcard_serves_ipv4_too(self):
+        port = free_port()
+        text = config_text([check("db")], port).replace(
+            f'listen: "127.0.0.1:{port}"', f'listen: "[::]:{port}"')
+        with Daemon(config=text, port=port) as d:
+            self.assertEqual(d.get(BASE + "/ready").status, 200)
+
     def test_metrics_off(self):
         with Daemon(checks=[], extra="metrics: false\n") as d:
             self.assertEqual(d.get("/metrics").status, 404)
@@ -441,6 +463,14 @@ class CommandLine(unittest.TestCase):
             for path in ("/", "/ready", "/checks/db"):
                 self.assertNotIn(secret, d.get(BASE + path).raw.decode())
             self.assertNotIn(secret, d.logs())
+        # A plugin that echoes an expanded value: the core redacts it.
+        echo = [check("db", options={"message": "${CHECK_SECRET}",
+                                     "mode": "fail"})]
+        with Daemon(checks=echo, env=env) as d:
+            c = d.get(BASE + "/").json()["checks"]["db"]
+            self.assertEqual(c["message"], "***")
+            self.assertNotIn(secret, d.logs())
+            self.assertNotIn(secret, d.get("/metrics").raw.decode())
 
     def test_env_overrides(self):
         port = free_port()

@@ -122,7 +122,7 @@ static void test_run_testplug(void)
 	CU_ASSERT_EQUAL_FATAL(p->desc->create(&host_api, &check, &inst, err,
 					      sizeof(err)), 0);
 	for (int i = 0; i < 2; i++) {
-		host_result_init(&r);
+		host_result_init(&r, NULL);
 		p->desc->check(&host_api, inst, host_api.now_ms() + 1000, &r);
 		CU_ASSERT(r.set);
 		CU_ASSERT_EQUAL(r.status, HEALTHD_WARN);
@@ -348,7 +348,7 @@ static void test_result(void)
 	struct healthd_result r;
 	char big[600];
 
-	host_result_init(&r);
+	host_result_init(&r, NULL);
 	CU_ASSERT(!r.set);
 	CU_ASSERT_EQUAL(r.status, HEALTHD_FAIL);
 
@@ -395,7 +395,34 @@ static CU_TestInfo loader_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+static void test_redact(void)
+{
+	struct config_option opts[] = {
+		{.key = "dsn", .value = "postgres://u:hunter22@h/db", .expanded = true},
+		{.key = "query", .value = "SELECT 1", .expanded = false},
+		{.key = "port", .value = "543", .expanded = true}, /* too short */
+		{.key = "pw", .value = "hunter22", .expanded = true},
+	};
+	struct config_check cc = {.name = "db", .options = opts, .n_options = 4};
+	struct healthd_check check;
+	struct healthd_result r;
+	char text[128] = "dial postgres://u:hunter22@h/db (hunter22) SELECT 1 :543";
+
+	host_check_init(&check, &cc, NULL);
+	host_redact(&check, text);
+	CU_ASSERT_STRING_EQUAL(text, "dial *** (***) SELECT 1 :543");
+	host_result_init(&r, &check);
+	host_api.result(&r, HEALTHD_FAIL, "auth failed for %s", "hunter22");
+	CU_ASSERT_STRING_EQUAL(r.message, "auth failed for ***");
+	host_api.detail_str(&r, "why", "pw=hunter22;");
+	CU_ASSERT_STRING_EQUAL(json_object_get_string(
+				       json_object_object_get(r.details, "why")),
+			       "pw=***;");
+	host_result_clear(&r);
+}
+
 static CU_TestInfo host_tests[] = {
+	{"expanded values redacted", test_redact},
 	{"unknown options rejected", test_check_options},
 	{"options, defaults and maps", test_options},
 	{"result and details", test_result},
