@@ -48,6 +48,7 @@ static uint64_t hash_all(const struct watch *w, bool *config_exists)
 	uint64_t h = FNV_OFFSET;
 	bool exists;
 
+	*config_exists = false;
 	for (size_t i = 0; i < w->n; i++) {
 		h = hash_file(h, w->paths[i], &exists);
 		if (i == 0)

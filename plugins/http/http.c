@@ -7,9 +7,11 @@
  * bytes of the body are read: a bigger answer is cut there and judged on
  * what was read.
  *
- * The url may carry user:password and a query string, so messages name the
- * target as scheme://host:port/path only, and curl's error text is used only
- * when it quotes no url.
+ * The url may carry user:password, a query string and a fragment (tokens
+ * live there), so messages and the `url` detail name the target as
+ * scheme://host:port/path only.  curl's error text is shown only for TLS
+ * failures and only when it quotes no url, path or credential; every other
+ * failure is told by curl's fixed text for its code.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -103,11 +105,15 @@ static int http_status_ok(const struct http *h, long code)
 	return 0;
 }
 
-/* curl's error text, if it cannot show the url or its credentials. */
-static const char *http_safe_text(const struct http *h, const char *text,
-				  CURLcode rc)
+/*
+ * curl's error text for a TLS failure ("SSL certificate problem: ..."), if
+ * it cannot show the url, a file name or a credential; otherwise curl's fixed
+ * text for the code.
+ */
+static const char *http_tls_text(const struct http *h, const char *text,
+				 CURLcode rc)
 {
-	if (!text[0] || strstr(text, "://") || strchr(text, '@') ||
+	if (!text[0] || strpbrk(text, "/@?#%\"") ||
 	    (h->user && h->user[0] && strstr(text, h->user)) ||
 	    (h->password && h->password[0] && strstr(text, h->password)))
 		return curl_easy_strerror(rc);
@@ -119,9 +125,9 @@ static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 {
 	long oserr = 0;
 
+	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
 	switch (rc) {
 	case CURLE_COULDNT_CONNECT:
-		curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
 		if (oserr == ECONNREFUSED)
 			snprintf(why, whylen, "connection refused");
 		else if (oserr)
@@ -135,15 +141,16 @@ static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 		snprintf(why, whylen, "TLS certificate not trusted: %s",
-			 http_safe_text(h, errbuf, rc));
+			 http_tls_text(h, errbuf, rc));
 		break;
 	case CURLE_SSL_CONNECT_ERROR:
 		snprintf(why, whylen, "TLS handshake failed: %s",
-			 http_safe_text(h, errbuf, rc));
+			 http_tls_text(h, errbuf, rc));
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
-		snprintf(why, whylen, "cannot use ca_file: %s",
-			 http_safe_text(h, errbuf, rc));
+		/* curl's text names the file: an option value. */
+		snprintf(why, whylen, "cannot use ca_file (not a PEM file of "
+				      "CA certificates?)");
 		break;
 	case CURLE_TOO_MANY_REDIRECTS:
 		snprintf(why, whylen, "more than %d redirects", HTTP_MAX_REDIRS);
@@ -156,7 +163,13 @@ static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 				      "answering");
 		break;
 	default:
-		snprintf(why, whylen, "%s", http_safe_text(h, errbuf, rc));
+		/* curl's own text may quote the url or a redirect's: its fixed
+		 * text for the code, and the system's for the errno. */
+		if (oserr)
+			snprintf(why, whylen, "%s: %s", curl_easy_strerror(rc),
+				 strerror((int)oserr));
+		else
+			snprintf(why, whylen, "%s", curl_easy_strerror(rc));
 		break;
 	}
 }
@@ -366,6 +379,17 @@ static int http_parse_url(struct http *h, const char *url, char *err,
 	if (curl_url_get(u, CURLUPART_PASSWORD, &h->password,
 			 CURLU_URLDECODE) != CURLUE_OK)
 		h->password = NULL;
+	/* curl ends the authority at the first '/': a user:password holding
+	 * one, not percent-encoded, leaves no user:password@ and puts its tail
+	 * (and the real host) in the path, which messages show. */
+	if (!h->user && !h->password && strchr(path, '@')) {
+		snprintf(err, errlen, "url: an '@' in the path of a url without "
+				      "user:password@; percent-encode '/' in "
+				      "the user name and password (%%2F) or '@' "
+				      "in the path (%%40)");
+		goto fail;
+	}
+	/* The query and the fragment are left out: tokens live there. */
 	snprintf(h->label, sizeof(h->label), "%s://%s:%s%s", scheme, host, port,
 		 path);
 	rc = 0;

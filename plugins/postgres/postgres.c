@@ -7,9 +7,10 @@
  * poll() until the run's deadline: libpq's connect_timeout counts whole
  * seconds, which is not enough.
  *
- * libpq's messages can quote parts of the connection string, so they are
- * classified and sanitized before they reach a result: a message never
- * carries a credential.
+ * libpq's messages can quote parts of the connection string and the
+ * server's can repeat the user name or the query, so none of their text
+ * reaches a result, a log line or a create() error: failures are told in
+ * fixed phrases chosen from the message or the SQLSTATE.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -43,7 +44,6 @@ struct pg {
 	char **keys; /* NULL-terminated, for PQconnectStartParams */
 	char **vals;
 	size_t nkeys; /* slots in keys and vals */
-	char *password; /* only to make sure no message repeats it */
 	const char *query;
 	enum pg_mode mode;
 	enum pg_role role;
@@ -147,110 +147,334 @@ static int pg_wait(const struct pg *pg, int fd, short events, int64_t deadline)
 }
 
 /*
- * Replace every "quoted" part of a libpq message: libpq quotes the pieces of
- * the connection string it complains about, and those may be a password.
- * One-character delimiters it names ("=", "]") are kept.
+ * libpq's messages quote the pieces of the connection string they complain
+ * about, and the server's may repeat the user name or parts of the query:
+ * none of that text is ever shown.  A failure is described by a fixed phrase
+ * chosen from the message (libpq's own messages are not translated: the
+ * process keeps the C locale) or from the SQLSTATE, which the server sends
+ * instead of its text (PQERRORS_SQLSTATE).  The only words taken from a
+ * message are libpq keywords, and only after they are found in libpq's list.
  */
-static void pg_unquote(const char *in, char *out, size_t outlen)
+
+/* SQLSTATEs and classes (the first two characters) in our words. */
+static const struct {
+	const char *code;
+	const char *says;
+} pg_states[] = {
+	{"28P01", "authentication failed"},
+	{"28000", "not authorized (pg_hba.conf, or a role that does not exist "
+		  "or may not log in)"},
+	{"3D000", "database does not exist"},
+	{"42501", "permission denied"},
+	{"53300", "too many connections"},
+	{"57P03", "server cannot accept connections now (starting up, shutting "
+		  "down or in recovery)"},
+	{"57P01", "connection terminated by the server (administrator command "
+		  "or shutdown)"},
+	{"57P02", "connection terminated by the server (crash recovery)"},
+	{"57P04", "database dropped"},
+	{"57014", "query cancelled (statement_timeout or a cancel request)"},
+	{"25P03", "idle-in-transaction timeout"},
+	{"25006", "read-only transaction"},
+	{"42601", "syntax error"},
+	{"42P01", "table does not exist"},
+	{"42703", "column does not exist"},
+	{"42883", "function does not exist"},
+	{"3F000", "schema does not exist"},
+	{"22P02", "invalid input syntax"},
+	{"40001", "serialization failure"},
+	{"40P01", "deadlock detected"},
+	{"55P03", "lock not available"},
+	{"08P01", "protocol violation"},
+	{"08", "connection exception"},
+	{"0A", "feature not supported"},
+	{"21", "cardinality violation"},
+	{"22", "data exception"},
+	{"23", "integrity constraint violation"},
+	{"25", "invalid transaction state"},
+	{"28", "invalid authorization"},
+	{"3D", "invalid catalog name"},
+	{"3F", "invalid schema name"},
+	{"40", "transaction rollback"},
+	{"42", "syntax error or access rule violation"},
+	{"53", "insufficient resources"},
+	{"54", "program limit exceeded"},
+	{"55", "object not in prerequisite state"},
+	{"57", "operator intervention"},
+	{"58", "system error"},
+	{"P0", "PL/pgSQL error"},
+	{"XX", "internal error"},
+};
+
+static const char *pg_state_says(const char *state)
 {
-	static const char hidden[] = "\"...\"";
-	size_t o = 0;
-
-	while (*in && o + sizeof(hidden) < outlen) {
-		const char *end;
-
-		if (*in != '"') {
-			out[o++] = *in++;
-			continue;
-		}
-		end = strchr(in + 1, '"');
-		if (!end)
-			break;
-		if (end - in == 2 && strchr("=]:/", in[1])) {
-			memcpy(out + o, in, 3);
-			o += 3;
-		} else {
-			memcpy(out + o, hidden, sizeof(hidden) - 1);
-			o += sizeof(hidden) - 1;
-		}
-		in = end + 1;
-	}
-	out[o] = '\0';
+	for (size_t i = 0; i < sizeof(pg_states) / sizeof(pg_states[0]); i++)
+		if (!strncmp(state, pg_states[i].code,
+			     strlen(pg_states[i].code)))
+			return pg_states[i].says;
+	return "error";
 }
 
-/* Known libpq and server messages, and what to say instead. */
+/* Five characters of [0-9A-Z]: what a SQLSTATE looks like. */
+static int pg_is_state(const char *s)
+{
+	for (int i = 0; i < 5; i++)
+		if (!isdigit((unsigned char)s[i]) &&
+		    !(s[i] >= 'A' && s[i] <= 'Z'))
+			return 0;
+	return 1;
+}
+
+/*
+ * The SQLSTATE of a server error in a libpq message: with PQERRORS_SQLSTATE
+ * the server's part reads "SEVERITY:  XXXXX\n".  Copied into state[6].
+ */
+static int pg_msg_state(const char *msg, char state[6])
+{
+	for (const char *p = msg; (p = strstr(p, ":  ")); p++) {
+		const char *s = p + 3;
+
+		if (pg_is_state(s) && (s[5] == '\n' || s[5] == '\0')) {
+			memcpy(state, s, 5);
+			state[5] = '\0';
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* libpq's own (client-side) messages, and server text seen without a
+ * SQLSTATE; first match wins.  Matched with the quoted parts left out, so a
+ * host name cannot look like one of them. */
 static const struct {
 	const char *needle;
 	const char *says;
 } pg_known[] = {
-	{"password authentication failed", "authentication failed"},
-	{"authentication failed", "authentication failed"},
+	{"out of memory", "out of memory"},
+	{"timeout expired", "timed out (connect_timeout)"},
 	{"no password supplied", "authentication failed (no password supplied)"},
+	{"SCRAM", "authentication failed (SCRAM exchange)"},
+	{"authentication failed", "authentication failed"},
 	{"Connection refused", "connection refused"},
 	{"could not translate host name", "host name not resolved"},
-	{"pg_hba.conf", "connection rejected by pg_hba.conf"},
+	{"could not parse network address", "hostaddr is not a numeric address"},
+	{"Unix-domain socket path", "unusable unix socket path"},
+	{"No such file or directory", "no server socket at that path"},
+	{"Permission denied", "permission denied"},
 	{"No route to host", "no route to host"},
 	{"Network is unreachable", "network unreachable"},
+	{"Connection timed out", "connection timed out"},
 	{"Connection reset by peer", "connection reset by the server"},
 	{"server closed the connection", "server closed the connection"},
-	{"the database system is starting up", "server is starting up"},
-	{"the database system is shutting down", "server is shutting down"},
-	{"the database system is in recovery mode", "server is in recovery mode"},
-	{"too many clients", "too many connections"},
+	{"invalid port number", "invalid port number"},
+	{"could not match", "the numbers of hosts, hostaddrs and ports differ"},
+	{"requirepeer", "the server's user does not match requirepeer"},
+	{"definition of service", "service not found in the service file"},
+	{"service file", "service file missing or unreadable"},
+	{"does not match host name", "TLS: the server certificate does not "
+				     "match the host name"},
+	{"SSL protocol version", "invalid SSL protocol version"},
+	{"certificate", "TLS: server certificate problem"},
 	{"SSL", "TLS negotiation failed"},
+	{"pg_hba.conf", "connection rejected by pg_hba.conf"},
+	{"too many clients", "too many connections"},
+	{"the database system is", "server cannot accept connections now"},
+	{"unexpected message from server", "protocol error during startup"},
+	{"expected authentication request", "protocol error during startup"},
+	{"no connection to the server", "no connection to the server"},
+	{"another command is already in progress", "connection busy"},
+	{"could not send data to server", "could not send to the server"},
+	{"could not receive data from server", "could not read from the server"},
 };
 
+/* A libpq keyword found in [name, name + n), as libpq spells it (not as the
+ * message did), or NULL. */
+static const char *pg_keyword(const char *name, size_t n, char *out,
+			      size_t outlen)
+{
+	PQconninfoOption *all = PQconndefaults();
+	const char *found = NULL;
+
+	if (!all)
+		return NULL;
+	for (const PQconninfoOption *o = all; o->keyword; o++) {
+		if (strlen(o->keyword) == n && !strncmp(o->keyword, name, n) &&
+		    n < outlen) {
+			snprintf(out, outlen, "%s", o->keyword);
+			found = out;
+			break;
+		}
+	}
+	PQconninfoFree(all);
+	return found;
+}
+
+/* msg without what it quotes ("..." becomes ""), to match phrases in; it
+ * is never shown. */
+static void pg_unquoted(const char *msg, char *out, size_t outlen)
+{
+	size_t o = 0;
+	int quoted = 0;
+
+	for (; *msg && o + 1 < outlen; msg++) {
+		if (*msg == '"') {
+			quoted = !quoted;
+			out[o++] = '"';
+		} else if (!quoted) {
+			out[o++] = *msg;
+		}
+	}
+	out[o] = '\0';
+}
+
 /*
- * One line that says why libpq failed, without a credential: a known cause
- * in our words, otherwise the message's first line with quoted parts
- * replaced, and nothing at all if it still holds the password.
+ * One line that says why libpq or the server failed, from fixed phrases
+ * only; `otherwise` when nothing is recognized.
  */
-static void pg_reason(const struct pg *pg, const char *msg, char *out,
+static void pg_reason(const char *msg, const char *otherwise, char *out,
 		      size_t outlen)
 {
-	char line[512];
-	const char *p;
-	size_t n;
+	char state[6], kw[64], bare[1024];
+	const char *p, *q;
 
 	if (!msg)
 		msg = "";
+	if (pg_msg_state(msg, state)) {
+		snprintf(out, outlen, "%s (%s)", pg_state_says(state), state);
+		return;
+	}
+	/* 'invalid %s value: "%s"' names a keyword, then quotes its value. */
+	if (!strncmp(msg, "invalid ", 8) && (q = strstr(msg, " value: ")) &&
+	    q > msg + 8 && pg_keyword(msg + 8, (size_t)(q - msg - 8), kw, sizeof(kw))) {
+		snprintf(out, outlen, "invalid %s value", kw);
+		return;
+	}
+	/* 'invalid integer value "%s" for connection option "%s"' */
+	if (strstr(msg, "invalid integer value")) {
+		q = strrchr(msg, '"');
+		p = q ? q : msg;
+		while (p > msg && p[-1] != '"')
+			p--;
+		if (q && p > msg &&
+		    pg_keyword(p, (size_t)(q - p), kw, sizeof(kw)))
+			snprintf(out, outlen, "invalid integer value for %s", kw);
+		else
+			snprintf(out, outlen, "invalid integer value for an option");
+		return;
+	}
+	pg_unquoted(msg, bare, sizeof(bare));
 	for (size_t i = 0; i < sizeof(pg_known) / sizeof(pg_known[0]); i++) {
-		if (strstr(msg, pg_known[i].needle)) {
+		if (strstr(bare, pg_known[i].needle)) {
 			snprintf(out, outlen, "%s", pg_known[i].says);
 			return;
 		}
 	}
-	if (strstr(msg, "does not exist")) {
+	if (strstr(bare, "does not exist")) {
 		snprintf(out, outlen, "%s",
-			 strstr(msg, "database") ? "database does not exist"
-						 : "role does not exist");
+			 strstr(bare, "database") ? "database does not exist"
+						  : "role does not exist");
 		return;
 	}
-	/* "connection to server at "h", port 5432 failed: FATAL:  why" */
-	p = msg;
-	for (const char *f; (f = strstr(p, "failed: ")) && f < p + strcspn(p, "\n");)
-		p = f + strlen("failed: ");
-	if (!strncmp(p, "FATAL:  ", 8) || !strncmp(p, "ERROR:  ", 8))
-		p += 8;
-	n = strcspn(p, "\n");
-	if (n >= sizeof(line))
-		n = sizeof(line) - 1;
-	memcpy(line, p, n);
-	line[n] = '\0';
-	pg_unquote(line, out, outlen);
-	if (!out[0] || (pg->password && pg->password[0] &&
-			strstr(out, pg->password)))
-		snprintf(out, outlen, "connection failed");
+	snprintf(out, outlen, "%s", otherwise);
+}
+
+/* Options that libpq does not know, and what to say about them. */
+static const struct {
+	const char *name;
+	const char *hint;
+} pg_unknown[] = {
+	{"database", "use dbname"},
+	{"db", "use dbname"},
+	{"username", "use user"},
+	{"pass", "use password"},
+	{"pwd", "use password"},
+	{"server", "use host"},
+	{"hostname", "use host"},
+	{"ssl", "use sslmode"},
+	{"timeout", "use connect_timeout"},
+	{"load_balance_hosts", "needs a newer libpq"},
+	{"require_auth", "needs a newer libpq"},
+	{"sslcertmode", "needs a newer libpq"},
+	{"sslnegotiation", "needs a newer libpq"},
+	{"min_protocol_version", "needs a newer libpq"},
+	{"max_protocol_version", "needs a newer libpq"},
+};
+
+/*
+ * Why PQconninfoParse refused the dsn, from fixed phrases only.  An unknown
+ * option is named only when it is one of pg_unknown.
+ */
+static void pg_parse_reason(const char *msg, char *out, size_t outlen)
+{
+	/* How libpq's messages begin (what follows may quote the dsn). */
+	static const struct {
+		const char *start;
+		const char *says;
+	} parse[] = {
+		{"invalid percent-encoded token", "invalid percent-encoded token"},
+		{"forbidden value %00", "invalid percent-encoded token (%00)"},
+		{"unterminated quoted string", "unterminated quoted string"},
+		{"missing \"=\" after", "missing \"=\" after a keyword"},
+		{"extra key/value separator",
+		 "a URI query parameter is not key=value"},
+		{"missing key/value separator",
+		 "a URI query parameter is not key=value"},
+		{"end of string reached when looking for matching \"]\"",
+		 "bad [IPv6 address] in the URI"},
+		{"IPv6 host address may not be empty",
+		 "bad [IPv6 address] in the URI"},
+		{"unexpected character", "unexpected character in the URI"},
+		{"invalid URI", "invalid URI"},
+		{"connection info string size exceeds",
+		 "connection string too long"},
+		{"out of memory", "out of memory"},
+	};
+	const char *what = NULL, *p, *q;
+	static const char opt[] = "invalid connection option \"";
+	static const char param[] = "invalid URI query parameter: \"";
+
+	if (!msg)
+		msg = "";
+	if (!strncmp(msg, opt, sizeof(opt) - 1))
+		what = "unknown connection option";
+	else if (!strncmp(msg, param, sizeof(param) - 1))
+		what = "unknown URI query parameter";
+	if (what) {
+		p = strchr(msg, '"') + 1;
+		q = strrchr(msg, '"');
+		for (size_t i = 0; q > p && i < sizeof(pg_unknown) /
+						      sizeof(pg_unknown[0]); i++) {
+			if (strlen(pg_unknown[i].name) == (size_t)(q - p) &&
+			    !strncmp(p, pg_unknown[i].name, (size_t)(q - p))) {
+				snprintf(out, outlen, "%s %s: %s", what,
+					 pg_unknown[i].name, pg_unknown[i].hint);
+				return;
+			}
+		}
+		snprintf(out, outlen, "%s", what);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(parse) / sizeof(parse[0]); i++) {
+		if (!strncmp(msg, parse[i].start, strlen(parse[i].start))) {
+			snprintf(out, outlen, "%s", parse[i].says);
+			return;
+		}
+	}
+	snprintf(out, outlen, "invalid connection string");
 }
 
 /* Server notices go to the log at debug level, never to stderr. */
 static void pg_notice(void *arg, const char *message)
 {
 	const struct pg *pg = arg;
-	char why[256];
+	char state[6];
 
-	pg_reason(pg, message, why, sizeof(why));
-	pg->host->log(pg->check, HEALTHD_LOG_DEBUG, "server notice: %s", why);
+	if (pg_msg_state(message ? message : "", state))
+		pg->host->log(pg->check, HEALTHD_LOG_DEBUG,
+			      "server notice: %s (%s)", pg_state_says(state),
+			      state);
+	else
+		pg->host->log(pg->check, HEALTHD_LOG_DEBUG, "server notice");
 }
 
 static enum pg_step pg_connect(struct pg *pg, int64_t deadline, char *why,
@@ -267,6 +491,12 @@ static enum pg_step pg_connect(struct pg *pg, int64_t deadline, char *why,
 	}
 	if (PQstatus(conn) == CONNECTION_BAD)
 		goto fail;
+	/* The server's errors then carry their SQLSTATE instead of text that
+	 * may repeat the user name.  No answer has been read yet: libpq has at
+	 * most sent the startup packet. */
+	PQsetErrorVerbosity(conn, PQERRORS_SQLSTATE);
+	/* libpq's own processor prints notices to stderr. */
+	PQsetNoticeProcessor(conn, pg_notice, pg);
 	/* libpq's loop: before the first PQconnectPoll, wait as if it said
 	 * WRITING.  The socket may change between calls (several hosts). */
 	while (st != PGRES_POLLING_OK) {
@@ -288,11 +518,10 @@ static enum pg_step pg_connect(struct pg *pg, int64_t deadline, char *why,
 	/* Non-blocking so that sending never waits past the deadline. */
 	if (PQsetnonblocking(conn, 1) != 0)
 		goto fail;
-	PQsetNoticeProcessor(conn, pg_notice, pg);
 	pg->conn = conn;
 	return PG_OK;
 fail:
-	pg_reason(pg, PQerrorMessage(conn), why, whylen);
+	pg_reason(PQerrorMessage(conn), "connection failed", why, whylen);
 	PQfinish(conn);
 	return PG_BROKEN;
 }
@@ -306,7 +535,8 @@ static enum pg_step pg_read(struct pg *pg, int64_t deadline, char *why,
 	if (r == 0)
 		return PG_TIMEOUT;
 	if (r < 0 || !PQconsumeInput(pg->conn)) {
-		pg_reason(pg, PQerrorMessage(pg->conn), why, whylen);
+		pg_reason(PQerrorMessage(pg->conn), "connection lost", why,
+			  whylen);
 		return PG_BROKEN;
 	}
 	return PG_OK;
@@ -365,7 +595,7 @@ done:
 	return PG_OK;
 broken:
 	PQclear(keep);
-	pg_reason(pg, PQerrorMessage(pg->conn), why, whylen);
+	pg_reason(PQerrorMessage(pg->conn), "connection lost", why, whylen);
 	return PG_BROKEN;
 }
 
@@ -417,18 +647,21 @@ static enum pg_step pg_probe(struct pg *pg, int64_t deadline,
 	PQclear(res);
 	return PG_OK;
 rejected: {
+	/* The server's text may quote the query (an option) or name the
+	 * user: only the SQLSTATE is shown. */
 	ExecStatusType why_rs = PQresultStatus(res);
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-	if (primary && !(pg->password && pg->password[0] &&
-			 strstr(primary, pg->password)))
-		snprintf(why, whylen, "query failed: %s (%s)", primary,
-			 state ? state : "no SQLSTATE");
+	if (why_rs != PGRES_FATAL_ERROR)
+		snprintf(why, whylen, "query failed: unexpected result %s",
+			 PQresStatus(why_rs));
+	else if (state && strlen(state) == 5 && pg_is_state(state))
+		snprintf(why, whylen, "query failed: %s (%s)",
+			 pg_state_says(state), state);
 	else
-		snprintf(why, whylen, "query failed (%s)",
-			 why_rs == PGRES_FATAL_ERROR ? (state ? state : "error")
-						     : PQresStatus(why_rs));
+		snprintf(why, whylen, "query failed: %s",
+			 PQstatus(pg->conn) == CONNECTION_BAD ? "connection lost"
+							      : "error");
 	PQclear(res);
 	return PG_REJECTED;
 }
@@ -539,7 +772,6 @@ static void pg_destroy(void *instance)
 	}
 	free(pg->keys);
 	free(pg->vals);
-	free(pg->password);
 	free(pg);
 }
 
@@ -575,6 +807,39 @@ static const char *pg_opt(const PQconninfoOption *opts, const char *key)
 		if (!strcmp(opts->keyword, key))
 			return opts->val && opts->val[0] ? opts->val : NULL;
 	return NULL;
+}
+
+/*
+ * libpq ends a URI's user:password@ at the first '@' or '/': a password
+ * holding either, not percent-encoded, leaves its tail in the host, port or
+ * database, which every message shows.  Such a URI is refused: an '@' after
+ * the user:password@ libpq found, or without one, before the query string.
+ */
+static int pg_uri_ambiguous(const char *dsn)
+{
+	const char *p, *end;
+
+	if (!strncmp(dsn, "postgresql://", 13))
+		p = dsn + 13;
+	else if (!strncmp(dsn, "postgres://", 11))
+		p = dsn + 11;
+	else
+		return 0;
+	end = p + strcspn(p, "@/");
+	if (*end == '@')
+		p = end + 1;
+	end = p + strcspn(p, "?");
+	return memchr(p, '@', (size_t)(end - p)) != NULL;
+}
+
+/* Port numbers, comma-separated (an empty one is the default): the label
+ * shows them, so nothing else may hide there. */
+static int pg_ports_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s) && *s != ',')
+			return 0;
+	return 1;
 }
 
 static int pg_create(const struct healthd_host *host,
@@ -631,17 +896,21 @@ static int pg_create(const struct healthd_host *host,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (pg_uri_ambiguous(conninfo)) {
+		snprintf(err, errlen,
+			 "dsn: an '@' that does not end user:password@; "
+			 "percent-encode '@' and '/' in the user name and "
+			 "password (%%40, %%2F)");
+		goto fail;
+	}
 	opts = PQconninfoParse(conninfo, &perr);
 	if (!opts) {
 		char why[256];
 
-		if (perr) {
-			pg_reason(pg, perr, why, sizeof(why));
-			/* pg_reason ends lines at '\n'; drop libpq's own. */
-			why[strcspn(why, "\n")] = '\0';
-		} else {
+		if (perr)
+			pg_parse_reason(perr, why, sizeof(why));
+		else
 			snprintf(why, sizeof(why), "out of memory");
-		}
 		snprintf(err, errlen,
 			 "dsn: not a valid libpq conninfo string or postgresql:// "
 			 "URI (%s)", why);
@@ -677,19 +946,17 @@ static int pg_create(const struct healthd_host *host,
 			goto fail;
 		}
 	}
-	if (pg_opt(opts, "password")) {
-		pg->password = strdup(pg_opt(opts, "password"));
-		if (!pg->password) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-	}
 
 	h = pg_opt(opts, "host");
 	if (!h)
 		h = pg_opt(opts, "hostaddr");
 	port = pg_opt(opts, "port");
 	db = pg_opt(opts, "dbname");
+	if (port && !pg_ports_ok(port)) {
+		snprintf(err, errlen, "dsn: the port must be a number (or "
+				      "numbers separated by commas)");
+		goto fail;
+	}
 	snprintf(pg->label, sizeof(pg->label), "%s:%s%s%s",
 		 h ? h : "local socket", port ? port : "5432", db ? "/" : "",
 		 db ? db : "");

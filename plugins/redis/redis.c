@@ -5,10 +5,15 @@
  * selects the database, sends PING and reads INFO for the role, version and
  * memory.  The context is non-blocking and every wait is a poll() bounded by
  * the run's deadline, so a hung server costs the time left and no more.
+ *
+ * Failures are told in fixed phrases: an error reply may name the user
+ * (Redis 7.2: "NOPERM User app has no permissions ...") or repeat a
+ * command's arguments, so only its error code is taken from it.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,39 +86,98 @@ static int rd_wait(const struct rd *rd, int fd, short events, int64_t deadline)
 	}
 }
 
-/* A connection error in our words; hiredis's own text names no secret. */
-static void rd_io_reason(int err, const char *text, char *why, size_t whylen)
+/* The errno whose strerror() ends `text` (hiredis's I/O errors are
+ * "[prefix: ]strerror"), or 0. */
+static int rd_errno_of(const char *text)
 {
-	if (err == ECONNREFUSED || (text && strstr(text, "refused")))
-		snprintf(why, whylen, "connection refused");
-	else if (text && strstr(text, "closed the connection"))
-		snprintf(why, whylen, "server closed the connection");
-	else if (err)
-		snprintf(why, whylen, "connection failed: %s", strerror(err));
-	else
-		snprintf(why, whylen, "connection failed: %s",
-			 text && text[0] ? text : "unknown error");
+	size_t n = strlen(text);
+
+	for (int e = 1; e < 200; e++) {
+		const char *s = strerror(e);
+		size_t m = strlen(s);
+
+		if (m && m <= n && !strcmp(text + n - m, s) &&
+		    strncmp(s, "Unknown error", 13) != 0)
+			return e;
+	}
+	return 0;
 }
 
-/* An error reply's first line, unless it repeats the password. */
-static void rd_reply_reason(const struct rd *rd, const char *what,
-			    const redisReply *r, char *why, size_t whylen)
+/* A connection error in our words: `err` from getsockopt, or what hiredis
+ * recorded in c.  No text of hiredis's is shown as it is. */
+static void rd_io_reason(int err, const redisContext *c, char *why,
+			 size_t whylen)
+{
+	static const int gai[] = {EAI_NONAME, EAI_AGAIN, EAI_FAIL, EAI_SERVICE,
+				  EAI_FAMILY, EAI_MEMORY};
+
+	if (!err && c && c->err == REDIS_ERR_IO)
+		err = rd_errno_of(c->errstr);
+	if (err == ECONNREFUSED) {
+		snprintf(why, whylen, "connection refused");
+	} else if (err) {
+		snprintf(why, whylen, "connection failed: %s", strerror(err));
+	} else if (c && c->err == REDIS_ERR_EOF) {
+		snprintf(why, whylen, "server closed the connection");
+	} else if (c && c->err == REDIS_ERR_PROTOCOL) {
+		snprintf(why, whylen, "protocol error (is it a Redis server?)");
+	} else if (c && c->err == REDIS_ERR_OOM) {
+		snprintf(why, whylen, "out of memory");
+	} else {
+		snprintf(why, whylen, "connection failed");
+		for (size_t i = 0; c && c->err == REDIS_ERR_OTHER &&
+				   i < sizeof(gai) / sizeof(gai[0]); i++)
+			if (!strcmp(c->errstr, gai_strerror(gai[i])))
+				snprintf(why, whylen, "host name not resolved: %s",
+					 gai_strerror(gai[i]));
+	}
+}
+
+/* Error replies in our words, by how they begin. */
+static const struct {
+	const char *start;
+	const char *says;
+} rd_replies[] = {
+	{"NOAUTH", "authentication required"},
+	{"WRONGPASS", "authentication failed"},
+	{"NOPERM", "not permitted by the user's ACL (NOPERM)"},
+	{"BUSY", "server is busy running a script (BUSY)"},
+	{"MASTERDOWN", "the replica's link with its master is down (MASTERDOWN)"},
+	{"MISCONF", "server cannot persist its data (MISCONF)"},
+	{"READONLY", "read-only replica (READONLY)"},
+	{"ERR DB index is out of range", "database index out of range"},
+	{"ERR invalid DB index", "invalid database index"},
+	{"ERR SELECT is not allowed in cluster mode",
+	 "SELECT is not allowed in cluster mode"},
+	{"ERR unknown command", "unknown command"},
+};
+
+/* An error reply in our words; from its text only its code (the leading
+ * capitals, e.g. ERR) is ever shown. */
+static void rd_reply_reason(const char *what, const redisReply *r, char *why,
+			    size_t whylen)
 {
 	const char *s = r->type == REDIS_REPLY_ERROR && r->str ? r->str : "";
-	int n = (int)strcspn(s, "\r\n");
+	size_t n = 0;
 
-	if (n > 160)
-		n = 160;
-	if (!strncmp(s, "NOAUTH", 6))
-		snprintf(why, whylen, "%s refused: authentication required",
-			 what);
-	else if (!strncmp(s, "LOADING", 7))
+	if (!strncmp(s, "LOADING", 7)) {
 		snprintf(why, whylen, "server is loading its dataset");
-	else if (r->type != REDIS_REPLY_ERROR || !s[0] ||
-		 (rd->password && strstr(s, rd->password)))
-		snprintf(why, whylen, "%s: unexpected reply", what);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rd_replies) / sizeof(rd_replies[0]); i++) {
+		if (!strncmp(s, rd_replies[i].start,
+			     strlen(rd_replies[i].start))) {
+			snprintf(why, whylen, "%s refused: %s", what,
+				 rd_replies[i].says);
+			return;
+		}
+	}
+	while (s[n] >= 'A' && s[n] <= 'Z' && n < 20)
+		n++;
+	if (n && (s[n] == ' ' || s[n] == '\0'))
+		snprintf(why, whylen, "%s refused: error %.*s", what, (int)n, s);
 	else
-		snprintf(why, whylen, "%s refused: %.*s", what, n, s);
+		snprintf(why, whylen, "%s: unexpected reply", what);
 }
 
 /* Send one command and wait for its reply until the deadline. */
@@ -159,7 +223,7 @@ static enum rd_step rd_command(const struct rd *rd, redisContext *c,
 	return ((redisReply *)reply)->type == REDIS_REPLY_ERROR ? RD_ERROR
 								 : RD_OK;
 broken:
-	rd_io_reason(0, c->errstr, why, whylen);
+	rd_io_reason(0, c, why, whylen);
 	return RD_BROKEN;
 }
 
@@ -194,7 +258,7 @@ static enum rd_step rd_connect(const struct rd *rd, int64_t deadline,
 	*out = c;
 	return RD_OK;
 broken:
-	rd_io_reason(0, c->errstr, why, whylen);
+	rd_io_reason(0, c, why, whylen);
 	redisFree(c);
 	return RD_BROKEN;
 }
@@ -267,7 +331,7 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		st = rd_command(rd, c, deadline_ms, &reply, 2, argv, why,
 				sizeof(why));
 		if (st == RD_ERROR)
-			rd_reply_reason(rd, "SELECT", reply, why, sizeof(why));
+			rd_reply_reason("SELECT", reply, why, sizeof(why));
 		if (st != RD_OK)
 			goto fail;
 		freeReplyObject(reply);
@@ -283,7 +347,7 @@ static void rd_check(const struct healthd_host *host, void *instance,
 				sizeof(why));
 		latency = rd_now() - t0;
 		if (st == RD_ERROR)
-			rd_reply_reason(rd, "PING", reply, why, sizeof(why));
+			rd_reply_reason("PING", reply, why, sizeof(why));
 		if (st != RD_OK)
 			goto fail;
 		if (reply->type != REDIS_REPLY_STATUS ||
@@ -303,7 +367,7 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		st = rd_command(rd, c, deadline_ms, &reply, 1, argv, why,
 				sizeof(why));
 		if (st == RD_ERROR)
-			rd_reply_reason(rd, "INFO", reply, why, sizeof(why));
+			rd_reply_reason("INFO", reply, why, sizeof(why));
 		if (st == RD_TIMEOUT || st == RD_BROKEN)
 			goto fail;
 		/* A user whose ACL denies INFO can still be checked by PING,

@@ -1,11 +1,14 @@
 """The http plugin against real HTTP and HTTPS (self-signed) servers."""
 
+import os
+import tempfile
 import unittest
 
 from servers import HTTPServer, PluginTestCase, free_port
 
 SECRET = "http-Secr3t-pw-3141"
 TOKEN = "Bearer tok-Secr3t-2718"
+QTOKEN = "qtok-Secr3t-1618"
 
 
 class HttpPlugin(PluginTestCase):
@@ -15,7 +18,7 @@ class HttpPlugin(PluginTestCase):
     def setUpClass(cls):
         cls.http = HTTPServer().start()
         cls.https = HTTPServer(tls=True).start()
-        cls.secrets = (SECRET, TOKEN, "tok-Secr3t")
+        cls.secrets = (SECRET, TOKEN, "tok-Secr3t", QTOKEN)
 
     @classmethod
     def tearDownClass(cls):
@@ -108,6 +111,56 @@ class HttpPlugin(PluginTestCase):
                                         f"{free_port()}/ok"})
         self.assertIn("connection refused", r["message"])
         self.assert_no_secret(out, self.secrets + ("probe:",))
+
+    def test_query_fragment_and_userinfo_never_shown(self):
+        # Messages and the `url` detail: scheme://host:port/path only.
+        port = self.http.port
+        secrets = self.secrets + ("probe", "token=", "#")
+        for path, status in (("/status/500", "fail"), ("/ok", "pass")):
+            with self.subTest(path=path):
+                url = (f"http://probe:{SECRET}@127.0.0.1:{port}{path}"
+                       f"?token={QTOKEN}&x=1#frag-{QTOKEN}")
+                r, out = self.run_check({"url": url})
+                self.assertEqual(r["status"], status, r)
+                label = f"http://127.0.0.1:{port}{path}"
+                self.assertEqual(r["details"]["url"], label)
+                self.assertIn(f"GET {label}: ", r["message"])
+                self.assert_no_secret(out, secrets)
+                self.assert_once({"url": url}, 0 if status == "pass" else 2,
+                                 label, secrets=secrets)
+        # A query right after the port; a failure to connect.
+        for url, words in (
+                (f"http://probe:{SECRET}@127.0.0.1:{port}?token={QTOKEN}",
+                 f"http://127.0.0.1:{port}/: "),
+                (f"http://probe:{SECRET}@127.0.0.1:{free_port()}/x"
+                 f"?token={QTOKEN}", "/x: connection refused")):
+            r, out = self.run_check({"url": url})
+            self.assertIn(words, r["message"])
+            self.assert_no_secret(out, secrets)
+
+    def test_unencoded_slash_in_password_refused(self):
+        # curl ends the authority at the first '/': the rest of such a
+        # password, and the real host, would land in the path shown.
+        url = f"http://probe:12/{SECRET}@127.0.0.1:{self.http.port}/ok"
+        self.assert_refused({"url": url}, "url", "%2F", secrets=self.secrets)
+        self.assert_check_config_rejects({"url": url}, "url", "%2F",
+                                         secrets=self.secrets)
+        # Percent-encoded it is accepted and not shown.
+        r, out = self.run_check({"url": url.replace("12/", "12%2F")})
+        self.assertEqual(r["status"], "pass", r)
+        self.assert_no_secret(out, self.secrets + ("probe",))
+
+    def test_bad_ca_file_path_not_shown(self):
+        # curl's text for a CA file it cannot use names the file.
+        with tempfile.TemporaryDirectory(prefix="ca-Secr3t-dir-") as d:
+            path = os.path.join(d, "ca.pem")
+            with open(path, "w") as f:
+                f.write("not a certificate\n")
+            r, out = self.run_check({"url": self.https.url("/ok"),
+                                     "ca_file": path})
+            self.assertEqual(r["status"], "fail", r)
+            self.assertIn("cannot use ca_file", r["message"])
+            self.assert_no_secret(out, ("ca-Secr3t-dir-", path))
 
     def test_server_stopped(self):
         with HTTPServer() as h:

@@ -2,11 +2,16 @@
 
 import time
 import unittest
+import urllib.parse
 
 import harness
 from servers import PluginTestCase, Postgres
 
 WRONG = "Wr0ng-pg-Passw0rd-99"
+# A password libpq cannot parse: a '"' (libpq quotes the token it refuses)
+# and a bad percent-escape.  Every piece of it is a secret.
+QUOTED = 'ab"Qt-Secr3t-tail%zz'
+QUOTED_PARTS = ("Qt-Secr3t", "Secr3t-tail", '"Qt', "tail%zz")
 
 
 class PostgresPlugin(PluginTestCase):
@@ -48,9 +53,26 @@ class PostgresPlugin(PluginTestCase):
                            "pass", "query ok")
 
     def test_query_error(self):
-        self.assert_result({"dsn": self.pg.dsn,
-                            "query": "SELECT * FROM no_such_table"},
-                           "fail", "query failed", "42P01")
+        r = self.assert_result({"dsn": self.pg.dsn,
+                                "query": "SELECT * FROM no_such_table"},
+                               "fail", "query failed", "table does not exist",
+                               "42P01")
+        # The server's text quotes the query (an option): not shown.
+        self.assertNotIn("no_such_table", r["message"])
+
+    def test_query_text_never_shown(self):
+        # The server's message repeats the literal: only the SQLSTATE is told.
+        secret = "Qry-Secr3t-4242"
+        for mode in ("connect", "persistent"):
+            with self.subTest(mode=mode):
+                r, out = self.run_check({"dsn": self.pg.dsn, "mode": mode,
+                                         "query": f"SELECT '{secret}'::int"})
+                self.assertEqual(r["status"], "fail", r)
+                self.assertIn("query failed: invalid input syntax (22P02)",
+                              r["message"])
+                self.assert_no_secret(out, self.secrets + (secret,))
+        self.assert_once({"dsn": self.pg.dsn, "query": f"SELECT '{secret}'::int"},
+                         2, "22P02", secrets=self.secrets + (secret,))
 
     def test_role(self):
         self.assert_result({"dsn": self.pg.dsn, "role": "primary"}, "pass")
@@ -73,9 +95,12 @@ class PostgresPlugin(PluginTestCase):
 
     def test_wrong_database_and_user(self):
         self.assert_result({"dsn": self.pg.dsn_with(dbname="nope")}, "fail",
-                           "database does not exist")
-        self.assert_result({"dsn": self.pg.dsn_with(user="nobody")}, "fail",
-                           "authentication failed")
+                           "database does not exist", "3D000")
+        r, out = self.run_check({"dsn": self.pg.dsn_with(user="Usr-Secr3t-1")})
+        self.assertEqual(r["status"], "fail", r)
+        self.assertIn("authentication failed (28P01)", r["message"])
+        # The server names the user in its text; the message does not.
+        self.assert_no_secret(out, self.secrets + ("Usr-Secr3t-1",))
 
     def test_server_stopped_then_back(self):
         with Postgres() as pg:
@@ -124,6 +149,58 @@ class PostgresPlugin(PluginTestCase):
                             secrets=self.secrets)
         self.assert_refused({"dsn": f"postgresql://u:{WRONG}%zz@h/db"}, "dsn",
                             "percent-encoded", secrets=self.secrets)
+        self.assert_refused({"dsn": "host=h port=Prt-Secr3t"}, "port",
+                            secrets=("Prt-Secr3t",))
+
+    def test_quote_in_password_never_shown(self):
+        # libpq quotes the token it refuses; a '"' inside it once ended the
+        # hiding early and printed the rest of the password.
+        secrets = self.secrets + (QUOTED,) + QUOTED_PARTS
+        cases = [
+            ({"dsn": f"postgresql://u:{QUOTED}@h/db"}, "percent-encoded"),
+            ({"dsn": f"postgresql://u:{QUOTED}@h/db?sslmode=disable"},
+             "percent-encoded"),
+            # conninfo: the part after the space is taken for a keyword
+            ({"dsn": 'host=h password=x"y Qt"Secr3t-tail%zz'},
+             'missing "=" after a keyword'),
+            ({"dsn": 'host=h password=x Qt"Secr3t-tail=1'},
+             "unknown connection option"),
+            ({"dsn": 'postgresql://u@h/db?ab"Qt-Secr3t-tail=1'},
+             "unknown URI query parameter"),
+            ({"dsn": f"postgresql://u@h/db?x={QUOTED}?y"},
+             "percent-encoded"),
+        ]
+        for options, words in cases:
+            with self.subTest(dsn=options["dsn"][:14]):
+                err = self.assert_refused(options, "dsn", words,
+                                          secrets=secrets)
+                self.assertNotIn('"..."', err)
+                self.assert_check_config_rejects(options, "dsn", words,
+                                                 secrets=secrets)
+
+    def test_unencoded_at_or_slash_in_password_refused(self):
+        # libpq ends user:password@ at the first '@' or '/': the rest of
+        # the password would land in the host, port or database, which
+        # every message shows.
+        port = self.pg.port
+        for dsn in (f"postgresql://healthd:12/Pw-Secr3t@127.0.0.1:{port}/app",
+                    f"postgresql://healthd:p@Pw-Secr3t@127.0.0.1:{port}/app",
+                    f"postgres://healthd:Pw/Secr3t@127.0.0.1:{port}/app"):
+            with self.subTest(dsn=dsn[:20]):
+                self.assert_refused({"dsn": dsn}, "dsn", "%2F",
+                                    secrets=("Pw-Secr3t", "Pw/Secr3t", "Secr3t"))
+                self.assert_check_config_rejects(
+                    {"dsn": dsn}, "dsn", "%40",
+                    secrets=("Pw-Secr3t", "Pw/Secr3t", "Secr3t"))
+        # Percent-encoded, such a password works (and is not shown).
+        pw = 'p/w@Enc-Secr3t"%'
+        self.pg.psql(f"DROP ROLE IF EXISTS enc; CREATE ROLE enc LOGIN "
+                     f"PASSWORD '{pw}'")
+        enc = urllib.parse.quote(pw, safe="")
+        r, out = self.run_check({"dsn": f"postgresql://enc:{enc}@127.0.0.1:"
+                                        f"{port}/app"})
+        self.assertEqual(r["status"], "pass", r)
+        self.assert_no_secret(out, (pw, enc, "Enc-Secr3t"))
 
     # The daemon: --check-config, --once and a running daemon.
 

@@ -1,5 +1,7 @@
 """The redis plugin against a real Redis 7 (a master and its replica)."""
 
+import socketserver
+import threading
 import unittest
 
 from servers import PluginTestCase, Redis
@@ -8,6 +10,41 @@ PASSWORD = "redis-Secr3t-pw-1234"
 APP_PW = "app-Secr3t-pw-5678"
 PING_PW = "ping-Secr3t-pw-9012"
 WRONG = "Wr0ng-redis-Passw0rd"
+USER = "usr-Secr3t-77"
+
+
+class FakeRedis:
+    """A RESP server on 127.0.0.1 answering each command with a canned
+    reply (bytes, by upper-case command name); AUTH is accepted."""
+
+    def __init__(self, replies):
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                while True:
+                    line = self.rfile.readline()
+                    if not line.startswith(b"*"):
+                        return
+                    args = []
+                    for _ in range(int(line[1:])):
+                        n = int(self.rfile.readline()[1:])
+                        args.append(self.rfile.read(n + 2)[:-2])
+                    cmd = args[0].decode().upper()
+                    self.wfile.write(outer.replies.get(cmd, b"+OK\r\n"))
+
+        self.replies = replies
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class RedisPlugin(PluginTestCase):
@@ -95,6 +132,32 @@ class RedisPlugin(PluginTestCase):
         self.assert_result({"url": url}, "pass", "PONG")
         self.assert_result({"url": url, "role": "master"}, "fail",
                            "INFO refused", "NOPERM")
+
+    def test_error_replies_never_shown(self):
+        # Redis 7.2 names the user in NOPERM; other servers and proxies may
+        # repeat arguments.  Only the error code is shown.
+        secrets = self.secrets + (USER, "Rpl-Secr3t")
+        with FakeRedis({
+                "PING": b"+PONG\r\n",
+                "INFO": f"-NOPERM User {USER} has no permissions to run "
+                        f"the 'info' command\r\n".encode(),
+                "SELECT": b"-ERR Rpl-Secr3t was not expected\r\n"}) as f:
+            base = f"redis://{USER}:{APP_PW}@127.0.0.1:{f.port}"
+            r, out = self.run_check({"url": base + "/0", "role": "master"})
+            self.assertEqual(r["status"], "fail", r)
+            self.assertIn("INFO refused", r["message"])
+            self.assertIn("NOPERM", r["message"])
+            self.assert_no_secret(out, secrets)
+            r, out = self.run_check({"url": base + "/3"})
+            self.assertEqual(r["status"], "fail", r)
+            self.assertIn("SELECT refused: error ERR", r["message"])
+            self.assert_no_secret(out, secrets)
+            self.assert_once({"url": base + "/0", "role": "master"}, 2,
+                             "NOPERM", secrets=secrets)
+            f.replies["PING"] = f"-{USER} Rpl-Secr3t\r\n".encode()
+            r, out = self.run_check({"url": base + "/0"})
+            self.assertIn("PING: unexpected reply", r["message"])
+            self.assert_no_secret(out, secrets)
 
     def test_server_stopped(self):
         with Redis() as r:
