@@ -297,6 +297,27 @@ class Timeouts(unittest.TestCase):
                        ["details"]["runs"] > runs, what="more runs")
 
 
+class Starvation(unittest.TestCase):
+    def test_live_fails_when_every_worker_is_stuck(self):
+        """A wedged daemon (every worker inside a plugin that never returns,
+        60 s past its deadline) fails /live, so Kubernetes restarts it;
+        until then /live stays 200 while /ready reports the failure."""
+        with Daemon(checks=[check("stuck", interval="1s", timeout="200ms",
+                                  options={"mode": "hang"})],
+                    extra="workers: 1\n") as d:
+            t0 = time.monotonic()
+            self.assertEqual(d.get(BASE + "/ready").status, 503)
+            while time.monotonic() - t0 < 55:
+                self.assertEqual(d.get(BASE + "/live").status, 200)
+                time.sleep(0.5)
+            r = d.wait_for(lambda: (lambda r: r if r.status == 503 else None)(
+                d.get(BASE + "/live")), timeout=20, interval=0.2,
+                what="/live to fail")
+            # Stuck 60 s past the 200 ms deadline, then 5 s without progress.
+            self.assertGreaterEqual(time.monotonic() - t0, 60)
+            self.assertEqual(r.json()["status"], "stalled")
+
+
 class Details(unittest.TestCase):
     def test_hidden(self):
         with Daemon(checks=[check("db", options={"message": "m1"})],
