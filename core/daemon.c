@@ -52,7 +52,7 @@ struct daemon {
 	struct http *http;
 
 	/* Guarded by the scheduler's lock: */
-	bool serving, started, draining;
+	bool started, draining;
 	bool restart_required; /* the config asks for a fixed setting to change */
 	uint64_t generation;
 	int64_t loaded_at;
@@ -115,14 +115,15 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 	return 0;
 }
 
-/* Started: listening and every check has a first result.  Latched: a check
- * added by a later reload does not make the service "start" again. */
+/* Started: listening (the server exists) and every check has a first
+ * result.  Latched: a check added by a later reload does not make the
+ * service "start" again.  Both locks held. */
 static void daemon_update_started(struct daemon *d)
 {
 	size_t n;
 	struct check *const *checks = scheduler_checks(d->sched, &n);
 
-	if (d->started || !d->serving)
+	if (d->started || !d->http)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (checks[i]->counters.status == STATUS_PENDING)
@@ -291,9 +292,6 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 		pthread_mutex_lock(&d->publish);
 		d->http = h;
 		pthread_mutex_unlock(&d->publish);
-		scheduler_lock(d->sched);
-		d->serving = true;
-		scheduler_unlock(d->sched);
 	}
 	if (scheduler_start(d->sched) < 0) {
 		snprintf(err, errlen, "cannot start the scheduler threads");

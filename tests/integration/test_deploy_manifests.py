@@ -61,21 +61,21 @@ class Manifests(unittest.TestCase):
         p = d.node("validate.mjs", *d.EXAMPLES, d.SECRETS_EXAMPLE, check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
-    def test_validator_rejects_unknown_field(self):
+    def validate_text(self, text, flag):
+        """validate.mjs FLAG on a manifest written to a temp file."""
         with tempfile.TemporaryDirectory() as tmp:
             f = os.path.join(tmp, "bad.yaml")
             with open(f, "w") as fh:
-                fh.write(BAD_FIELD)
-            p = d.node("validate.mjs", "--types", f, check=False)
+                fh.write(text)
+            return d.node("validate.mjs", flag, f, check=False)
+
+    def test_validator_rejects_unknown_field(self):
+        p = self.validate_text(BAD_FIELD, "--types")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("periodSecond", p.stderr)
 
     def test_validator_rejects_wrong_type(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            f = os.path.join(tmp, "bad.yaml")
-            with open(f, "w") as fh:
-                fh.write(BAD_TYPE)
-            p = d.node("validate.mjs", "--schema", f, check=False)
+        p = self.validate_text(BAD_TYPE, "--schema")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("minReplicas", p.stderr)
 
