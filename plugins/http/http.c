@@ -345,6 +345,7 @@ static int http_parse_url(struct http *h, const char *url, char *err,
 			  size_t errlen)
 {
 	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	const char *auth, *end, *at;
 	CURLU *u = curl_url();
 	CURLUcode uc;
 	int rc = -EINVAL;
@@ -379,14 +380,24 @@ static int http_parse_url(struct http *h, const char *url, char *err,
 	if (curl_url_get(u, CURLUPART_PASSWORD, &h->password,
 			 CURLU_URLDECODE) != CURLUE_OK)
 		h->password = NULL;
-	/* curl ends the authority at the first '/': a user:password holding
-	 * one, not percent-encoded, leaves no user:password@ and puts its tail
-	 * (and the real host) in the path, which messages show. */
-	if (!h->user && !h->password && strchr(path, '@')) {
-		snprintf(err, errlen, "url: an '@' in the path of a url without "
-				      "user:password@; percent-encode '/' in "
-				      "the user name and password (%%2F) or '@' "
-				      "in the path (%%40)");
+	/* curl ends the authority at the first '/', '?' or '#': a
+	 * user:password holding one, not percent-encoded, is cut there and
+	 * lands in the host and port, or leaves its tail (and the real host)
+	 * in the path; messages show both.  Refused: an '@' in the path of a
+	 * url without user:password@, and an '@' before the first '/' other
+	 * than the one that ends user:password@. */
+	auth = strstr(url, "://");
+	auth = auth ? auth + 3 : url;
+	end = auth + strcspn(auth, "/");
+	at = memchr(auth, '@', (size_t)(end - auth));
+	if (at && (h->user || h->password))
+		at = memchr(at + 1, '@', (size_t)(end - at - 1));
+	if (at || (!h->user && !h->password && strchr(path, '@'))) {
+		snprintf(err, errlen, "url: an '@' that does not end "
+				      "user:password@; percent-encode '/', '?' "
+				      "and '#' in the user name and password "
+				      "(%%2F, %%3F, %%23) or '@' in the path and "
+				      "query (%%40)");
 		goto fail;
 	}
 	/* The query and the fragment are left out: tokens live there. */

@@ -36,6 +36,8 @@ enum pg_step {
 	PG_TIMEOUT,  /* the deadline passed */
 	PG_BROKEN,   /* the connection failed or was lost */
 	PG_REJECTED, /* the server answered the query with an error */
+	PG_UNEXPECTED, /* a result the plugin cannot use (COPY ...): the
+			* connection is left mid-command */
 };
 
 struct pg {
@@ -123,6 +125,18 @@ static void pg_drop(struct pg *pg, int cancel)
 		pg_send_cancel(pg->conn);
 	PQfinish(pg->conn);
 	pg->conn = NULL;
+}
+
+/* Free what PQconninfoParse or PQconndefaults returned: the values hold the
+ * password (the dsn's or $PGPASSWORD), and libpq frees them as they are. */
+static void pg_conninfo_free(PQconninfoOption *opts)
+{
+	if (!opts)
+		return;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val)
+			explicit_bzero(o->val, strlen(o->val));
+	PQconninfoFree(opts);
 }
 
 /* Wait until fd is ready for `events` or the deadline: 1 ready, 0 timed
@@ -305,7 +319,7 @@ static const char *pg_keyword(const char *name, size_t n, char *out,
 			break;
 		}
 	}
-	PQconninfoFree(all);
+	pg_conninfo_free(all);
 	return found;
 }
 
@@ -543,13 +557,39 @@ static enum pg_step pg_read(struct pg *pg, int64_t deadline, char *why,
 }
 
 /*
+ * Why a result that is neither rows, a command's completion nor an error
+ * ends the run, in our words.  COPY is the one a query can ask for.
+ */
+static void pg_unexpected(ExecStatusType rs, char *why, size_t whylen)
+{
+	switch (rs) {
+	case PGRES_COPY_IN:
+	case PGRES_COPY_OUT:
+	case PGRES_COPY_BOTH:
+		snprintf(why, whylen, "query returned an unexpected result "
+				      "(COPY): use a query that returns rows");
+		break;
+	case PGRES_BAD_RESPONSE:
+		snprintf(why, whylen, "query returned an unexpected result "
+				      "(bad response from the server)");
+		break;
+	default:
+		snprintf(why, whylen, "query returned an unexpected result "
+				      "(status %d)", (int)rs);
+		break;
+	}
+}
+
+/*
  * Run `sql` on the connection and keep its last result (or its first
- * error) in *out.
+ * error) in *out: PGRES_TUPLES_OK, _COMMAND_OK, _EMPTY_QUERY or
+ * _FATAL_ERROR.  Any other result ends the run with PG_UNEXPECTED.
  */
 static enum pg_step pg_query(struct pg *pg, const char *sql, int64_t deadline,
 			     PGresult **out, char *why, size_t whylen)
 {
 	PGresult *keep = NULL, *res;
+	ExecStatusType rs;
 	enum pg_step st;
 	int f;
 
@@ -572,9 +612,25 @@ static enum pg_step pg_query(struct pg *pg, const char *sql, int64_t deadline,
 	}
 	for (;;) {
 		while (!PQisBusy(pg->conn)) {
+			/* Results that are ready need no wait: the deadline
+			 * still holds. */
+			if (pg->host->now_ms() >= deadline) {
+				PQclear(keep);
+				return PG_TIMEOUT;
+			}
 			res = PQgetResult(pg->conn);
 			if (!res)
 				goto done;
+			rs = PQresultStatus(res);
+			if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK &&
+			    rs != PGRES_EMPTY_QUERY && rs != PGRES_FATAL_ERROR) {
+				/* In COPY state libpq hands out the same result
+				 * again and never NULL: reading on would spin. */
+				pg_unexpected(rs, why, whylen);
+				PQclear(res);
+				PQclear(keep);
+				return PG_UNEXPECTED;
+			}
 			if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
 				PQclear(res);
 				continue;
@@ -620,15 +676,12 @@ static enum pg_step pg_probe(struct pg *pg, int64_t deadline,
 	double t0 = pg_now();
 	enum pg_step st;
 	PGresult *res;
-	ExecStatusType rs;
 
 	st = pg_query(pg, pg->query, deadline, &res, why, whylen);
 	if (st != PG_OK)
 		return st;
 	probe->latency_ms = pg_now() - t0;
-	rs = PQresultStatus(res);
-	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK &&
-	    rs != PGRES_EMPTY_QUERY)
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR)
 		goto rejected;
 	PQclear(res);
 
@@ -636,9 +689,10 @@ static enum pg_step pg_probe(struct pg *pg, int64_t deadline,
 		      whylen);
 	if (st != PG_OK)
 		return st;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR)
 		goto rejected;
-	if (PQntuples(res) != 1 || PQnfields(res) != 1) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    PQnfields(res) != 1) {
 		snprintf(why, whylen, "pg_is_in_recovery() gave no answer");
 		PQclear(res);
 		return PG_REJECTED;
@@ -649,13 +703,9 @@ static enum pg_step pg_probe(struct pg *pg, int64_t deadline,
 rejected: {
 	/* The server's text may quote the query (an option) or name the
 	 * user: only the SQLSTATE is shown. */
-	ExecStatusType why_rs = PQresultStatus(res);
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-	if (why_rs != PGRES_FATAL_ERROR)
-		snprintf(why, whylen, "query failed: unexpected result %s",
-			 PQresStatus(why_rs));
-	else if (state && strlen(state) == 5 && pg_is_state(state))
+	if (state && strlen(state) == 5 && pg_is_state(state))
 		snprintf(why, whylen, "query failed: %s (%s)",
 			 pg_state_says(state), state);
 	else
@@ -743,6 +793,8 @@ fail:
 	else
 		host->result(result, HEALTHD_FAIL, "postgres %s: %s", pg->label,
 			     why);
+	/* PG_UNEXPECTED leaves the connection mid-command (COPY): dropped
+	 * too, so the next run starts clean. */
 	if (st != PG_REJECTED || pg->mode == PG_CONNECT ||
 	    (pg->conn && PQtransactionStatus(pg->conn) != PQTRANS_IDLE))
 		pg_drop(pg, st == PG_TIMEOUT);
@@ -766,8 +818,11 @@ static void pg_destroy(void *instance)
 
 		nanosleep(&ts, NULL);
 	}
+	/* vals hold the password (and a dsn may hide one anywhere). */
 	for (size_t i = 0; i < pg->nkeys; i++) {
 		free(pg->keys[i]);
+		if (pg->vals[i])
+			explicit_bzero(pg->vals[i], strlen(pg->vals[i]));
 		free(pg->vals[i]);
 	}
 	free(pg->keys);
@@ -865,11 +920,11 @@ static int pg_create(const struct healthd_host *host,
 	if (!dsn || !dsn[0]) {
 		snprintf(err, errlen, "dsn: required (a libpq conninfo string or "
 				      "postgresql:// URI)");
-		goto fail;
+		goto out;
 	}
 	if (!query || !query[0]) {
 		snprintf(err, errlen, "query: must not be empty");
-		goto fail;
+		goto out;
 	}
 	pg->query = query;
 	if (!strcmp(mode, "persistent")) {
@@ -878,7 +933,7 @@ static int pg_create(const struct healthd_host *host,
 		pg->mode = PG_CONNECT;
 	} else {
 		snprintf(err, errlen, "mode: expected persistent or connect");
-		goto fail;
+		goto out;
 	}
 	if (!strcmp(role, "any")) {
 		pg->role = PG_ANY;
@@ -888,20 +943,20 @@ static int pg_create(const struct healthd_host *host,
 		pg->role = PG_REPLICA;
 	} else {
 		snprintf(err, errlen, "role: expected any, primary or replica");
-		goto fail;
+		goto out;
 	}
 
 	conninfo = pg_strip_driver(dsn);
 	if (!conninfo) {
 		rc = -ENOMEM;
-		goto fail;
+		goto out;
 	}
 	if (pg_uri_ambiguous(conninfo)) {
 		snprintf(err, errlen,
 			 "dsn: an '@' that does not end user:password@; "
 			 "percent-encode '@' and '/' in the user name and "
 			 "password (%%40, %%2F)");
-		goto fail;
+		goto out;
 	}
 	opts = PQconninfoParse(conninfo, &perr);
 	if (!opts) {
@@ -914,7 +969,7 @@ static int pg_create(const struct healthd_host *host,
 		snprintf(err, errlen,
 			 "dsn: not a valid libpq conninfo string or postgresql:// "
 			 "URI (%s)", why);
-		goto fail;
+		goto out;
 	}
 
 	for (const PQconninfoOption *o = opts; o->keyword; o++)
@@ -925,7 +980,7 @@ static int pg_create(const struct healthd_host *host,
 	pg->vals = calloc(n + 2, sizeof(char *));
 	if (!pg->keys || !pg->vals) {
 		rc = -ENOMEM;
-		goto fail;
+		goto out;
 	}
 	pg->nkeys = n + 2;
 	for (const PQconninfoOption *o = opts; o->keyword; o++) {
@@ -935,7 +990,7 @@ static int pg_create(const struct healthd_host *host,
 		pg->vals[i] = strdup(o->val);
 		if (!pg->keys[i] || !pg->vals[i++]) {
 			rc = -ENOMEM;
-			goto fail;
+			goto out;
 		}
 	}
 	if (!pg_opt(opts, "fallback_application_name")) {
@@ -943,7 +998,7 @@ static int pg_create(const struct healthd_host *host,
 		pg->vals[i] = strdup("healthd");
 		if (!pg->keys[i] || !pg->vals[i]) {
 			rc = -ENOMEM;
-			goto fail;
+			goto out;
 		}
 	}
 
@@ -955,23 +1010,25 @@ static int pg_create(const struct healthd_host *host,
 	if (port && !pg_ports_ok(port)) {
 		snprintf(err, errlen, "dsn: the port must be a number (or "
 				      "numbers separated by commas)");
-		goto fail;
+		goto out;
 	}
 	snprintf(pg->label, sizeof(pg->label), "%s:%s%s%s",
 		 h ? h : "local socket", port ? port : "5432", db ? "/" : "",
 		 db ? db : "");
-
-	PQconninfoFree(opts);
-	PQfreemem(perr);
-	free(conninfo);
 	*instance = pg;
-	return 0;
-fail:
-	if (opts)
-		PQconninfoFree(opts);
+	rc = 0;
+out:
+	/* Each holds the password: the dsn, its parsed values, and libpq's
+	 * complaint about it, which may quote it. */
+	pg_conninfo_free(opts);
+	if (perr)
+		explicit_bzero(perr, strlen(perr));
 	PQfreemem(perr);
+	if (conninfo)
+		explicit_bzero(conninfo, strlen(conninfo));
 	free(conninfo);
-	pg_destroy(pg);
+	if (rc)
+		pg_destroy(pg);
 	return rc;
 }
 

@@ -4,6 +4,7 @@ import os
 import tempfile
 import unittest
 
+import harness
 from servers import HTTPServer, PluginTestCase, free_port
 
 SECRET = "http-Secr3t-pw-3141"
@@ -150,6 +151,29 @@ class HttpPlugin(PluginTestCase):
         self.assertEqual(r["status"], "pass", r)
         self.assert_no_secret(out, self.secrets + ("probe",))
 
+    def test_unencoded_query_or_fragment_mark_in_userinfo_refused(self):
+        # curl ends the authority at the first '?' or '#' too: a user name
+        # or password holding one lands in the host and port shown.
+        port = self.http.port
+        secrets = self.secrets + ("Usr-Secr3t", "Tok-Secr3t")
+        for url in (f"http://Usr-Secr3t:1#{SECRET}@127.0.0.1:{port}/ok",
+                    f"http://Tok-Secr3t?x@127.0.0.1:{port}/ok",
+                    f"http://Tok-Secr3t#@127.0.0.1:{port}/ok",
+                    f"http://probe@Tok-Secr3t:1?{SECRET}@127.0.0.1:{port}/ok"):
+            with self.subTest(url=url[:16]):
+                self.assert_refused({"url": url}, "url", "%3F", "%23",
+                                    secrets=secrets)
+                self.assert_check_config_rejects({"url": url}, "url", "%23",
+                                                 secrets=secrets)
+        # Percent-encoded it is accepted and not shown; an '@' in the query
+        # after the path is no user:password@.
+        r, out = self.run_check({"url": f"http://Usr-Secr3t:1%23{SECRET}@"
+                                        f"127.0.0.1:{port}/ok"})
+        self.assertEqual(r["status"], "pass", r)
+        self.assert_no_secret(out, secrets)
+        self.assert_result({"url": f"http://127.0.0.1:{port}/ok?who=a@b"},
+                           "pass", f"http://127.0.0.1:{port}/ok: ")
+
     def test_bad_ca_file_path_not_shown(self):
         # curl's text for a CA file it cannot use names the file.
         with tempfile.TemporaryDirectory(prefix="ca-Secr3t-dir-") as d:
@@ -216,6 +240,44 @@ class HttpPlugin(PluginTestCase):
             "expect_status", secrets=self.secrets)
         self.assert_check_config_rejects({"url": f"gopher://u:{SECRET}@h/"},
                                          "url", secrets=self.secrets)
+
+    def test_daemon_never_shows_userinfo_query_or_fragment(self):
+        # /checks/NAME (message and details) and the daemon's log show
+        # scheme://host:port/path only: an unexpected status, a timeout.
+        port = self.http.port
+        base = f"http://Usr-Secr3t:{SECRET}@127.0.0.1:{port}"
+        tail = (f"?token={QTOKEN}&X-Amz-Signature=Sig-Secr3t"
+                f"#frag-Frg-Secr3t")
+        paths = {"status": "/status/500", "hang": "/hang"}
+        checks = [harness.check(name, plugin="http", interval="300ms",
+                                timeout="300ms", failure_threshold=1,
+                                options={"url": base + path + tail})
+                  for name, path in paths.items()]
+        secrets = self.secrets + ("Usr-Secr3t", "Sig-Secr3t", "Frg-Secr3t",
+                                  "token=", "X-Amz", "#frag")
+        with harness.Daemon(checks=checks) as d:
+            def body(name):
+                return d.get(f"{harness.BASE}/checks/{name}")
+
+            def both_failed_in_the_plugin():
+                return ("unexpected status 500" in
+                        (body("status").json()["message"] or "") and
+                        "GET http" in (body("hang").json()["message"] or ""))
+            d.wait_for(both_failed_in_the_plugin,
+                       what="a plugin result for both checks")
+            out = ""
+            for name, path in paths.items():
+                b = body(name)
+                label = f"http://127.0.0.1:{port}{path}"
+                self.assertEqual(b.json()["details"]["url"], label)
+                self.assertIn(f"GET {label}: ", b.json()["message"])
+                out += b.raw.decode()
+            self.assertIn("timed out after", body("hang").json()["message"])
+            out += d.get(harness.BASE + "/").raw.decode()
+            out += d.get("/metrics").raw.decode()
+            logs = d.logs()
+            self.assertIn(f"GET http://127.0.0.1:{port}/status/500: ", logs)
+            self.assert_no_secret(out + logs, secrets)
 
     def test_once_never_prints_the_password(self):
         base = f"http://probe:{SECRET}@127.0.0.1:{self.http.port}"

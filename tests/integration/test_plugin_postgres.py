@@ -1,11 +1,12 @@
 """The postgres plugin against a real PostgreSQL 15 (and one in recovery)."""
 
+import subprocess
 import time
 import unittest
 import urllib.parse
 
 import harness
-from servers import PluginTestCase, Postgres
+from servers import PluginTestCase, Postgres, run_plugin
 
 WRONG = "Wr0ng-pg-Passw0rd-99"
 # A password libpq cannot parse: a '"' (libpq quotes the token it refuses)
@@ -132,6 +133,53 @@ class PostgresPlugin(PluginTestCase):
         while self.pg.psql(sql) != "0" and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(self.pg.psql(sql), "0")
+
+    def test_copy_and_unexpected_results_fail_promptly(self):
+        # libpq hands out a COPY result again and again without blocking:
+        # once, the result loop spun on it past the deadline, forever.
+        cases = ("COPY (SELECT 1) TO STDOUT",
+                 "CREATE TEMP TABLE t (x int); COPY t FROM STDIN")
+        for mode in ("connect", "persistent"):
+            for query in cases:
+                with self.subTest(mode=mode, query=query[-12:]):
+                    try:
+                        r, err, wall_ms = run_plugin(
+                            self.plugin, {"dsn": self.pg.dsn, "mode": mode,
+                                          "query": query},
+                            timeout_ms=1000, wall_timeout=10)
+                    except subprocess.TimeoutExpired:
+                        self.fail("plugin_run still running 10 s after "
+                                  "a 1 s deadline")
+                    self.assertIsNotNone(r, err)
+                    self.assertEqual(r["status"], "fail", r)
+                    self.assertIn("query returned an unexpected result "
+                                  "(COPY)", r["message"])
+                    self.assertLess(r["duration_ms"], 1000, r)
+                    self.assertLess(wall_ms, 3000)
+                    self.assert_no_secret(r["message"] + err,
+                                          self.secrets + ("STDOUT", "STDIN"))
+
+    def test_daemon_copy_query_fails_and_runs_again(self):
+        # Through the daemon, in persistent mode: every run ends with the
+        # phrase (a stuck run is published as a timeout, and the check never
+        # runs again).
+        checks = [harness.check("db", plugin="postgres", interval="200ms",
+                                timeout="200ms", failure_threshold=1,
+                                options={"dsn": self.pg.url,
+                                         "mode": "persistent",
+                                         "query": "COPY (SELECT 1) TO "
+                                                  "STDOUT"})]
+        with harness.Daemon(checks=checks) as d:
+            seen = set()
+
+            def runs():
+                c = d.get(harness.BASE + "/checks/db").json()
+                if "unexpected result (COPY)" in (c.get("message") or ""):
+                    seen.add(c["last_run"])
+                return len(seen) >= 3
+            d.wait_for(runs, timeout=10, what="three runs ending in COPY")
+            out = d.get(harness.BASE + "/checks/db").raw.decode()
+            self.assert_no_secret(out + d.logs(), (self.pg.password,))
 
     def test_bad_options_refused(self):
         dsn = self.pg.dsn
