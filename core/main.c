@@ -13,6 +13,8 @@
 #include "log.h"
 
 #define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
+/* How long exit waits for queued log lines: stderr may never drain. */
+#define LOG_FLUSH_MS 2000
 
 static void usage(FILE *out)
 {
@@ -25,6 +27,13 @@ static void usage(FILE *out)
 		"\n"
 		"The config path defaults to $HEALTHD_CONFIG, then " DEFAULT_CONFIG ".\n"
 		"HEALTHD_LOG_LEVEL and HEALTHD_LISTEN override log.level and listen.\n");
+}
+
+/* The log thread writes lines later: let them out before exiting. */
+static int flushed(int rc)
+{
+	log_flush(LOG_FLUSH_MS);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -89,30 +98,31 @@ int main(int argc, char **argv)
 
 	if (loader_init() < 0) {
 		log_error("cannot initialise the plugin loader");
-		return check_only ? 2 : 3;
+		return flushed(check_only ? 2 : 3);
 	}
 	if (check_only) {
 		rc = daemon_check_config(path, err, sizeof(err));
+		log_flush(LOG_FLUSH_MS); /* its lines before the verdict */
 		if (rc < 0)
 			fprintf(stderr, "%s\n", err);
 		else
 			printf("%s: valid\n", path);
 		loader_exit();
-		return rc < 0 ? 2 : 0;
+		return flushed(rc < 0 ? 2 : 0);
 	}
 
 	struct daemon *d = daemon_new(path, !once, err, sizeof(err));
 	if (!d) {
 		log_error("%s", err);
 		loader_exit();
-		return once ? 3 : 1;
+		return flushed(once ? 3 : 1);
 	}
 	rc = once ? daemon_once(d, json) : daemon_run(d);
 	if (!daemon_free(d)) {
 		/* A plugin still runs: unloading it would pull its code away. */
 		fflush(NULL);
-		_exit(rc);
+		_exit(flushed(rc));
 	}
 	loader_exit();
-	return rc;
+	return flushed(rc);
 }
