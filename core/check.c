@@ -38,6 +38,9 @@ int check_create(const char *file, const struct config_check *cc,
 	rc = c->plugin->desc->create(&host_api, &c->handle, &c->instance, why,
 				     sizeof(why));
 	if (rc < 0) {
+		/* Logged and shown in the body: a plugin quoting an option
+		 * must not print a secret. */
+		host_redact(&c->handle, why);
 		snprintf(err, errlen, "%s:%d:%d: check \"%s\": %s", file,
 			 cc->line, cc->col, cc->name,
 			 why[0] ? why : "plugin refused its options");
@@ -64,7 +67,7 @@ void check_unref(struct check *c)
 {
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	check_unref(c->successor);
+	check_unref(c->sched.successor);
 	c->plugin->desc->destroy(c->instance);
 	loader_release(c->plugin);
 	config_check_clear(&c->def);
@@ -84,4 +87,35 @@ void check_inherit(struct check *c, const struct check *old)
 	c->last_failure = old->last_failure;
 	c->runs = old->runs;
 	c->failures = old->failures;
+}
+
+static int check_cmp_name(const void *a, const void *b)
+{
+	return strcmp((*(struct check *const *)a)->def.name,
+		      (*(struct check *const *)b)->def.name);
+}
+
+void check_sort_by_name(struct check **checks, size_t n)
+{
+	if (n > 1)
+		qsort(checks, n, sizeof(*checks), check_cmp_name);
+}
+
+struct check *check_find(struct check *const *sorted, size_t n,
+			 const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(name, sorted[mid]->def.name);
+
+		if (cmp == 0)
+			return sorted[mid];
+		if (cmp < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
 }

@@ -23,11 +23,30 @@
 #include "state.h"
 
 enum check_phase {
-	PHASE_IDLE,    /* waiting for next_run */
-	PHASE_QUEUED,  /* handed to the workers, deadline set */
-	PHASE_RUNNING, /* check() in progress */
-	PHASE_LATE,    /* timed out and published, check() not returned yet */
-	PHASE_WAITING, /* replaced a check whose run is in flight: waits for it */
+	PHASE_IDLE,    /* in the heap at next_run */
+	PHASE_QUEUED,  /* in the run queue; in the heap at its deadline */
+	PHASE_RUNNING, /* check() in progress; in the heap at its deadline */
+	PHASE_LATE,    /* timed out and recorded, check() not returned yet */
+	PHASE_WAITING, /* replaced a check whose run is in flight: waits for
+			* it; in the heap at that run's deadline until its
+			* timeout is recorded here */
+};
+
+/* What only the scheduler reads and writes (under its lock). */
+struct check_sched {
+	enum check_phase phase;
+	int64_t next_run;   /* monotonic ms, while idle */
+	int64_t deadline;   /* monotonic ms, of the run in flight or awaited */
+	int64_t timeout_ms; /* of that run, for its message */
+	size_t heap_index;
+	uint64_t set_generation; /* the scheduler's, while in the running set */
+	bool in_set;             /* in the running set */
+	bool removed;            /* dropped by a reload: results are dropped */
+	bool in_queue;
+	struct check *queue_next; /* in the run queue, which holds a reference */
+	struct check *successor;  /* replaced while running: starts when this
+				   * run returns (a reference) */
+	struct check *waits_for;  /* while PHASE_WAITING: whose run */
 };
 
 struct check {
@@ -44,18 +63,8 @@ struct check {
 	double duration_ms;
 	int64_t last_run, last_success, last_failure; /* wall ms, 0: never */
 	uint64_t runs, failures;
-
-	enum check_phase phase;
-	int64_t next_run; /* monotonic ms */
-	int64_t deadline; /* monotonic ms, while queued or running */
-	bool removed;     /* dropped by a reload */
-	bool warming;     /* added by a reload, no result yet: does not count */
-	size_t heap_index;
-	struct check *queue_next; /* in the run queue, which holds a reference */
-	struct check *successor;  /* replaced while running: starts when this
-				   * run returns (a reference) */
-	struct check *waits_for;  /* while PHASE_WAITING: whose run */
-	bool in_queue;
+	bool warming; /* added by a reload, no result yet: does not count */
+	struct check_sched sched;
 };
 
 /* Resolve the plugin, validate the options and create the instance.
@@ -71,5 +80,11 @@ void check_unref(struct check *c);
 
 /* Take over status and history from the check this one replaces. */
 void check_inherit(struct check *c, const struct check *old);
+
+/* Sort by name, and find a name in a sorted array (NULL if absent): a
+ * reload matches thousands of checks by name in O(n log n). */
+void check_sort_by_name(struct check **checks, size_t n);
+struct check *check_find(struct check *const *sorted, size_t n,
+			 const char *name);
 
 #endif /* HEALTHD_CHECK_H */

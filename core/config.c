@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include <yaml.h>
+
+#include "hash.h"
 
 #define CONFIG_FILE_MAX (64 * 1024) /* ${file:} and details_token_file */
 #define CONFIG_DEPTH_MAX 32         /* YAML nesting; the schema needs 5 */
@@ -32,6 +35,8 @@ struct ctx {
 	char *err;
 	size_t errlen;
 	struct config *cfg; /* records the files expansions read */
+	struct config_option *opt; /* the option being loaded: records what
+				    * its expansions produced */
 };
 
 static void ctx_vfail(struct ctx *c, int line, int col, const char *fmt,
@@ -274,7 +279,8 @@ fail:
 }
 
 /* The file's one document as a tree; *root stays NULL for an empty file. */
-static int tree_load(struct ctx *c, FILE *f, struct node **root)
+static int tree_load(struct ctx *c, const char *text, size_t len,
+		     struct node **root)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
@@ -283,7 +289,7 @@ static int tree_load(struct ctx *c, FILE *f, struct node **root)
 	*root = NULL;
 	if (!yaml_parser_initialize(&p))
 		return ctx_oom(c);
-	yaml_parser_set_input_file(&p, f);
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	if (yaml_next(c, &p, &ev) < 0) /* stream start */
 		goto out;
 	yaml_event_delete(&ev);
@@ -335,9 +341,16 @@ static int buf_add(struct buf *b, const char *s, size_t n)
 
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		p = realloc(b->p, cap);
+		/* Not realloc(): it would leave the old block, which may hold
+		 * an expanded secret, unwiped. */
+		p = malloc(cap);
 		if (!p)
 			return -1;
+		if (b->p) {
+			memcpy(p, b->p, b->len + 1);
+			explicit_bzero(b->p, b->cap);
+			free(b->p);
+		}
 		b->p = p;
 		b->cap = cap;
 	}
@@ -357,9 +370,10 @@ static void buf_free(struct buf *b)
 }
 
 /* A small regular text file, whole, with one trailing newline dropped.
- * Messages name the path, never the content. */
-static int read_small_file(const char *path, struct buf *out, char *err,
-			   size_t errlen)
+ * Its bytes as read are folded into *hash unless it is NULL.  Messages name
+ * the path, never the content. */
+static int read_small_file(const char *path, struct buf *out, uint64_t *hash,
+			   char *err, size_t errlen)
 {
 	char eb[128], chunk[4096];
 	struct stat st;
@@ -405,6 +419,8 @@ static int read_small_file(const char *path, struct buf *out, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (hash)
+		*hash = hash_bytes(hash_file_start(*hash, true), out->p, out->len);
 	if (out->len && out->p[out->len - 1] == '\n') {
 		out->len--;
 		if (out->len && out->p[out->len - 1] == '\r')
@@ -424,27 +440,72 @@ static int is_name_char(char ch, int first)
 	       (ch >= 'A' && ch <= 'Z') || (!first && ch >= '0' && ch <= '9');
 }
 
-/* Remember a file the config read; a failure only costs a reload. */
-static void input_add(struct config *cfg, const char *path)
+/* Remember a file the config read; true when it is new to the list.  A
+ * failure only costs a reload. */
+static bool input_add(struct config *cfg, const char *path)
 {
 	char **n;
 
 	if (!cfg)
-		return;
+		return false;
 	for (size_t i = 0; i < cfg->n_inputs; i++)
 		if (!strcmp(cfg->inputs[i], path))
-			return;
+			return false;
 	n = realloc(cfg->inputs, (cfg->n_inputs + 1) * sizeof(*n));
 	if (!n)
-		return;
+		return false;
 	cfg->inputs = n;
-	if ((n[cfg->n_inputs] = strdup(path)))
-		cfg->n_inputs++;
+	if (!(n[cfg->n_inputs] = strdup(path)))
+		return false;
+	cfg->n_inputs++;
+	return true;
 }
 
-/* One reference: `ref` is the text between "${" and "}". */
+/* read_small_file() for a file the config reads besides itself (cfg may be
+ * NULL): remembered, and its bytes as read this first time folded into
+ * cfg->hash in the order of cfg->inputs, as the watch hashes them. */
+static int input_read(struct config *cfg, const char *path, struct buf *out,
+		      char *err, size_t errlen)
+{
+	uint64_t *hash = input_add(cfg, path) ? &cfg->hash : NULL;
+
+	return read_small_file(path, out, hash, err, errlen);
+}
+
+void config_secret_free(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* Record what one ${...} produced on the option `o` (NULL: none). */
+static int secret_add(struct config_option *o, const char *s, size_t n)
+{
+	char **v, *copy;
+
+	if (!o || n < CONFIG_SECRET_MIN)
+		return 0;
+	for (size_t i = 0; i < o->n_secrets; i++)
+		if (!strncmp(o->secrets[i], s, n) && !o->secrets[i][n])
+			return 0;
+	if (!(copy = strndup(s, n)))
+		return -1;
+	v = realloc(o->secrets, (o->n_secrets + 1) * sizeof(*v));
+	if (!v) {
+		config_secret_free(copy);
+		return -1;
+	}
+	o->secrets = v;
+	v[o->n_secrets++] = copy;
+	return 0;
+}
+
+/* One reference: `ref` is the text between "${" and "}".  What it produced
+ * becomes a secret of `opt` (may be NULL). */
 static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
-		      size_t errlen, struct config *rec)
+		      size_t errlen, struct config *rec,
+		      struct config_option *opt)
 {
 	struct buf file = {0};
 	char name[256];
@@ -463,10 +524,10 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 			snprintf(err, errlen, "${file:} needs a path");
 			rc = -1;
 		} else {
-			input_add(rec, path);
-			rc = read_small_file(path, &file, err, errlen);
+			rc = input_read(rec, path, &file, err, errlen);
 		}
-		if (rc == 0 && buf_add(b, file.p, file.len) < 0) {
+		if (rc == 0 && (buf_add(b, file.p, file.len) < 0 ||
+				secret_add(opt, file.p, file.len) < 0)) {
 			snprintf(err, errlen, "out of memory");
 			rc = -1;
 		}
@@ -503,7 +564,7 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		snprintf(err, errlen, "variable %s is not set", name);
 		return -1;
 	}
-	if (buf_add(b, value, len) < 0) {
+	if (buf_add(b, value, len) < 0 || secret_add(opt, value, len) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -511,7 +572,7 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 }
 
 static int expand(const char *in, char **out, char *err, size_t errlen,
-		  struct config *rec)
+		  struct config *rec, struct config_option *opt)
 {
 	struct buf b = {0};
 	const char *s = in;
@@ -544,7 +605,7 @@ static int expand(const char *in, char **out, char *err, size_t errlen,
 			goto fail;
 		}
 		if (expand_ref(&b, s + 2, (size_t)(end - s - 2), err, errlen,
-			       rec) < 0)
+			       rec, opt) < 0)
 			goto fail;
 		s = end + 1;
 	}
@@ -559,7 +620,7 @@ fail:
 
 int config_expand(const char *in, char **out, char *err, size_t errlen)
 {
-	return expand(in, out, err, errlen, NULL);
+	return expand(in, out, err, errlen, NULL, NULL);
 }
 
 /* --- value parsers ------------------------------------------------------- */
@@ -807,7 +868,7 @@ static int field_text(struct ctx *c, const struct at *a, const char *what,
 	if (a->val->type != NODE_SCALAR)
 		return at_fail(c, a, "expected %s, found %s", what,
 			       node_kind(a->val));
-	if (expand(a->val->text, out, eb, sizeof(eb), c->cfg) < 0)
+	if (expand(a->val->text, out, eb, sizeof(eb), c->cfg, c->opt) < 0)
 		return at_fail(c, a, "%s", eb);
 	return 0;
 }
@@ -837,7 +898,7 @@ static int field_bool(struct ctx *c, const struct at *a, bool *out)
 		*out = false;
 	else
 		rc = at_bad(c, a, "is not a boolean (expected true or false)");
-	free(s);
+	config_secret_free(s);
 	return rc;
 }
 
@@ -863,7 +924,7 @@ static int field_int(struct ctx *c, const struct at *a, int min, int max,
 			    max);
 	else
 		*out = (int)v;
-	free(s);
+	config_secret_free(s);
 	return rc;
 }
 
@@ -882,7 +943,7 @@ static int field_duration(struct ctx *c, const struct at *a, bool zero_ok,
 		rc = at_bad(c, a, "must be greater than 0");
 	else
 		*out = v;
-	free(s);
+	config_secret_free(s);
 	return rc;
 }
 
@@ -907,7 +968,7 @@ static int field_enum(struct ctx *c, const struct at *a,
 	}
 	if (rc < 0)
 		at_bad(c, a, "is not valid (expected one of: %s)", expected);
-	free(s);
+	config_secret_free(s);
 	return rc;
 }
 
@@ -921,22 +982,23 @@ struct timing {
 static void option_clear(struct config_option *o)
 {
 	free(o->key);
-	if (o->value)
-		explicit_bzero(o->value, strlen(o->value));
-	free(o->value);
+	config_secret_free(o->value);
+	for (size_t i = 0; i < o->n_secrets; i++)
+		config_secret_free(o->secrets[i]);
+	free(o->secrets);
 }
 
-/* Takes over key and value whatever happens. */
+/* Takes over *opt whatever happens. */
 static int option_add(struct ctx *c, struct config_check *chk,
-		      const struct node *at, char *key, char *value)
+		      struct config_option *opt)
 {
 	struct config_option *o;
 
 	for (size_t i = 0; i < chk->n_options; i++) {
-		if (!strcmp(chk->options[i].key, key)) {
-			ctx_fail_at(c, at->line, at->col,
+		if (!strcmp(chk->options[i].key, opt->key)) {
+			ctx_fail_at(c, opt->line, opt->col,
 				    "options: key \"%s\" appears twice (first at line %d)",
-				    key, chk->options[i].line);
+				    opt->key, chk->options[i].line);
 			goto fail;
 		}
 	}
@@ -946,17 +1008,10 @@ static int option_add(struct ctx *c, struct config_check *chk,
 		goto fail;
 	}
 	chk->options = o;
-	o += chk->n_options++;
-	o->key = key;
-	o->value = value;
-	o->line = at->line;
-	o->col = at->col;
+	chk->options[chk->n_options++] = *opt;
 	return 0;
 fail:
-	free(key);
-	if (value)
-		explicit_bzero(value, strlen(value));
-	free(value);
+	option_clear(opt);
 	return -1;
 }
 
@@ -976,8 +1031,7 @@ static int option_join(struct ctx *c, const struct at *a, char **out)
 		if ((i && buf_add(&b, ",", 1) < 0) ||
 		    buf_add(&b, item, strlen(item)) < 0)
 			goto oom;
-		explicit_bzero(item, strlen(item));
-		free(item);
+		config_secret_free(item);
 		item = NULL;
 	}
 	*out = b.p;
@@ -985,25 +1039,12 @@ static int option_join(struct ctx *c, const struct at *a, char **out)
 oom:
 	ctx_oom(c);
 fail:
-	if (item)
-		explicit_bzero(item, strlen(item));
-	free(item);
+	config_secret_free(item);
 	buf_free(&b);
 	return -1;
 }
 
 #define OPTIONS_PREFIX_LEN (sizeof("options.") - 1)
-
-/* Whether a value or list holds a ${...} reference. */
-static bool node_has_ref(const struct node *n)
-{
-	if (n->type == NODE_SCALAR)
-		return n->text && strstr(n->text, "${");
-	for (size_t i = 0; i < n->n; i++)
-		if (node_has_ref(n->kids[i]))
-			return true;
-	return false;
-}
 
 /* options: values, lists of values, and one level of mapping whose keys
  * join their parent's with a dot ("headers.Accept"). */
@@ -1014,8 +1055,8 @@ static int options_load(struct ctx *c, struct config_check *chk,
 		const struct node *k = map->kids[i], *v = map->kids[i + 1];
 		char label[300];
 		struct at a = {k, v, label};
-		char *key = NULL, *value = NULL;
-		int n;
+		struct config_option o = {.line = k->line, .col = k->col};
+		int n, rc;
 
 		if (k->type != NODE_SCALAR)
 			return ctx_fail_at(c, k->line, k->col,
@@ -1035,20 +1076,22 @@ static int options_load(struct ctx *c, struct config_check *chk,
 				return -1;
 			continue;
 		}
+		c->opt = &o; /* collects what the value's ${...} produce */
 		if (v->type == NODE_NULL)
-			value = strdup("");
-		else if ((v->type == NODE_LIST ? option_join(c, &a, &value)
-					       : field_text(c, &a, "", &value)) < 0)
+			rc = (o.value = strdup("")) ? 0 : ctx_oom(c);
+		else if (v->type == NODE_LIST)
+			rc = option_join(c, &a, &o.value);
+		else
+			rc = field_text(c, &a, "", &o.value);
+		c->opt = NULL;
+		if (rc == 0 && !(o.key = strdup(label + OPTIONS_PREFIX_LEN)))
+			rc = ctx_oom(c);
+		if (rc < 0) {
+			option_clear(&o);
 			return -1;
-		key = strdup(label + OPTIONS_PREFIX_LEN);
-		if (!key || !value) {
-			free(key);
-			free(value);
-			return ctx_oom(c);
 		}
-		if (option_add(c, chk, k, key, value) < 0)
+		if (option_add(c, chk, &o) < 0)
 			return -1;
-		chk->options[chk->n_options - 1].expanded = node_has_ref(v);
 	}
 	return 0;
 }
@@ -1096,7 +1139,8 @@ static int timing_load(struct ctx *c, const struct node *map,
 }
 
 static int check_load(struct ctx *c, const struct node *map, size_t idx,
-		      struct config *cfg, const struct timing *d)
+		      struct config *cfg, const struct timing *d,
+		      struct hsearch_data *names)
 {
 	struct config_check *chk = &cfg->checks[idx];
 	struct timing t = *d;
@@ -1119,11 +1163,16 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 	if (!is_check_name(chk->name))
 		return at_bad(c, &name,
 			      "is not a valid check name (expected [a-z0-9][a-z0-9_.-]*)");
-	for (size_t i = 0; i < idx; i++)
-		if (!strcmp(cfg->checks[i].name, chk->name))
-			return ctx_fail_at(c, name.key->line, name.key->col,
-					   "check \"%s\" is defined twice (first at line %d)",
-					   chk->name, cfg->checks[i].line);
+	/* Names seen so far, in a hash table: a reload of thousands of
+	 * checks stays linear. */
+	ENTRY seen = {.key = chk->name, .data = chk}, *first;
+	if (!hsearch_r(seen, ENTER, &first, names))
+		return ctx_oom(c);
+	if (first->data != chk)
+		return ctx_fail_at(c, name.key->line, name.key->col,
+				   "check \"%s\" is defined twice (first at line %d)",
+				   chk->name,
+				   ((struct config_check *)first->data)->line);
 	snprintf(where, sizeof(where), " in check \"%s\"", chk->name);
 	if (map_check_keys(c, map, check_keys, where) < 0)
 		return -1;
@@ -1199,10 +1248,14 @@ static int checks_load(struct ctx *c, const struct node *root,
 	if (!cfg->checks)
 		return ctx_oom(c);
 	cfg->n_checks = a.val->n;
-	for (size_t i = 0; i < a.val->n; i++)
-		if (check_load(c, a.val->kids[i], i, cfg, &d) < 0)
-			return -1;
-	return 0;
+	struct hsearch_data names = {0};
+	if (!hcreate_r(a.val->n * 2, &names))
+		return ctx_oom(c);
+	int rc = 0;
+	for (size_t i = 0; i < a.val->n && rc == 0; i++)
+		rc = check_load(c, a.val->kids[i], i, cfg, &d, &names);
+	hdestroy_r(&names);
+	return rc;
 }
 
 /* --- the rest of the file ------------------------------------------------ */
@@ -1270,7 +1323,7 @@ static int listen_load(struct ctx *c, const struct at *a, struct config *cfg)
 		rc = at_bad(c, a,
 			    "is not an address (expected [host]:port with port "
 			    "1-65535, e.g. \":8000\" or \"[::]:8000\")");
-	free(s);
+	config_secret_free(s);
 	return rc;
 }
 
@@ -1283,7 +1336,7 @@ static int base_path_load(struct ctx *c, const struct at *a,
 	if (field_text(c, a, "a path", &s) < 0)
 		return -1;
 	if (s[0] != '/' || s[strcspn(s, " \t\r\n?#")]) {
-		free(s);
+		config_secret_free(s);
 		return at_bad(c, a,
 			      "is not a URL path (expected one starting with '/', "
 			      "without spaces, '?' or '#')");
@@ -1308,7 +1361,7 @@ static int log_load(struct ctx *c, const struct node *root, struct config *cfg)
 		if (field_text(c, &a, "a log level", &s) < 0)
 			return -1;
 		v = log_level_parse(s, &cfg->log_level);
-		free(s);
+		config_secret_free(s);
 		if (v < 0)
 			return at_bad(c, &a, "is not valid (expected one of: "
 					     "debug, info, warn, error)");
@@ -1377,8 +1430,7 @@ static int details_load(struct ctx *c, const struct node *root,
 		free(path);
 		return 0;
 	}
-	input_add(c->cfg, path);
-	if (read_small_file(path, &token, eb, sizeof(eb)) < 0) {
+	if (input_read(c->cfg, path, &token, eb, sizeof(eb)) < 0) {
 		at_fail(c, &file, "%s", eb);
 		goto fail;
 	}
@@ -1481,42 +1533,63 @@ static int env_apply(struct ctx *c, struct config *cfg)
 	return 0;
 }
 
+/* The config file, whole: the very bytes parsed are the ones hashed. */
+static int config_read(struct ctx *c, struct buf *text)
+{
+	char eb[128], chunk[4096];
+	struct stat st;
+	size_t n;
+	int rc = 0;
+	FILE *f = fopen(c->path, "re");
+
+	if (!f)
+		return ctx_fail_at(c, 0, 0, "cannot read: %s",
+				   strerror_r(errno, eb, sizeof(eb)));
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+		rc = ctx_fail_at(c, 0, 0, "cannot read: is a directory");
+	if (rc == 0 && buf_add(text, "", 0) < 0)
+		rc = ctx_oom(c);
+	while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_add(text, chunk, n) < 0)
+			rc = ctx_oom(c);
+	if (rc == 0 && ferror(f))
+		rc = ctx_fail_at(c, 0, 0, "cannot read: %s",
+				 strerror_r(errno, eb, sizeof(eb)));
+	explicit_bzero(chunk, sizeof(chunk));
+	fclose(f);
+	return rc;
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
-	struct ctx c = {path, err, errlen, NULL};
+	struct ctx c = {path, err, errlen, NULL, NULL};
 	struct config *cfg = NULL;
 	struct node *root = NULL;
-	struct stat st;
-	char eb[128];
-	FILE *f;
+	struct buf text = {0};
 
 	*out = NULL;
 	snprintf(err, errlen, "%s", "");
-	f = fopen(path, "re");
-	if (!f)
-		return ctx_fail_at(&c, 0, 0, "cannot read: %s",
-				   strerror_r(errno, eb, sizeof(eb)));
-	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		ctx_fail_at(&c, 0, 0, "cannot read: is a directory");
-		goto fail;
-	}
-	if (tree_load(&c, f, &root) < 0)
+	if (config_read(&c, &text) < 0 ||
+	    tree_load(&c, text.p, text.len, &root) < 0)
 		goto fail;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || defaults_set(cfg, path) < 0) {
 		ctx_oom(&c);
 		goto fail;
 	}
+	/* The inputs follow, as root_load() reads them. */
+	cfg->hash = hash_bytes(hash_file_start(HASH_INIT, true), text.p,
+			       text.len);
+	buf_free(&text);
 	c.cfg = cfg;
 	if (root_load(&c, root, cfg) < 0 || env_apply(&c, cfg) < 0)
 		goto fail;
 	node_free(root);
-	fclose(f);
 	*out = cfg;
 	return 0;
 fail:
+	buf_free(&text);
 	node_free(root);
-	fclose(f);
 	config_free(cfg);
 	return -1;
 }
@@ -1539,9 +1612,7 @@ void config_free(struct config *cfg)
 	free(cfg->checks);
 	strings_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
 	strings_free(cfg->inputs, cfg->n_inputs);
-	if (cfg->details_token)
-		explicit_bzero(cfg->details_token, strlen(cfg->details_token));
-	free(cfg->details_token);
+	config_secret_free(cfg->details_token);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->listen_host);
@@ -1549,22 +1620,31 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
-const struct config_check *config_find_check(const struct config *cfg,
-					     const char *name)
-{
-	for (size_t i = 0; cfg && name && i < cfg->n_checks; i++)
-		if (cfg->checks[i].name && !strcmp(cfg->checks[i].name, name))
-			return &cfg->checks[i];
-	return NULL;
-}
-
-static const char *option_value(const struct config_check *chk,
-				const char *key)
+static const struct config_option *option_find(const struct config_check *chk,
+					       const char *key)
 {
 	for (size_t i = 0; i < chk->n_options; i++)
 		if (!strcmp(chk->options[i].key, key))
-			return chk->options[i].value;
+			return &chk->options[i];
 	return NULL;
+}
+
+/* Same value and the same secrets (none twice, so equal counts and every
+ * one of `a` in `b` make equal sets): redacted the same way. */
+static int option_equal(const struct config_option *a,
+			const struct config_option *b)
+{
+	if (strcmp(a->value, b->value) || a->n_secrets != b->n_secrets)
+		return 0;
+	for (size_t i = 0; i < a->n_secrets; i++) {
+		size_t j = 0;
+
+		while (j < b->n_secrets && strcmp(a->secrets[i], b->secrets[j]))
+			j++;
+		if (j == b->n_secrets)
+			return 0;
+	}
+	return 1;
 }
 
 int config_check_equal(const struct config_check *a,
@@ -1579,11 +1659,11 @@ int config_check_equal(const struct config_check *a,
 	    a->n_options != b->n_options)
 		return 0;
 	/* Keys are unique within a check, so equal counts and every key of
-	 * `a` found in `b` with the same value make equal sets. */
+	 * `a` found in `b`, equal, make equal sets. */
 	for (size_t i = 0; i < a->n_options; i++) {
-		const char *v = option_value(b, a->options[i].key);
+		const struct config_option *o = option_find(b, a->options[i].key);
 
-		if (!v || strcmp(v, a->options[i].value))
+		if (!o || !option_equal(&a->options[i], o))
 			return 0;
 	}
 	return 1;
@@ -1600,13 +1680,19 @@ int config_check_copy(struct config_check *dst, const struct config_check *src)
 	if (!dst->name || !dst->plugin || !dst->options)
 		goto fail;
 	for (size_t i = 0; i < src->n_options; i++) {
+		const struct config_option *so = &src->options[i];
 		struct config_option *o = &dst->options[i];
-		*o = src->options[i];
-		o->key = strdup(src->options[i].key);
-		o->value = strdup(src->options[i].value);
+
+		*o = (struct config_option){.key = strdup(so->key),
+					    .value = strdup(so->value),
+					    .line = so->line, .col = so->col};
 		dst->n_options++;
 		if (!o->key || !o->value)
 			goto fail;
+		for (size_t j = 0; j < so->n_secrets; j++)
+			if (secret_add(o, so->secrets[j],
+				       strlen(so->secrets[j])) < 0)
+				goto fail;
 	}
 	return 0;
 fail:

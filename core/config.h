@@ -21,13 +21,19 @@ enum config_details {
 	DETAILS_HIDDEN,
 };
 
+/* Shorter expansions are too common to hunt for in what plugins report. */
+#define CONFIG_SECRET_MIN 4
+
 /* One plugin option, after expansion.  A map under options arrives as
  * "map.key" entries; a list as one comma-separated value. */
 struct config_option {
 	char *key;
 	char *value; /* secret: never print */
-	bool expanded; /* came (partly) from ${...}: the core redacts it from
-			* whatever a plugin reports */
+	/* What each ${...} in the value produced (CONFIG_SECRET_MIN bytes or
+	 * longer, no duplicates): the core redacts every one from whatever a
+	 * plugin reports.  Wiped when freed. */
+	char **secrets;
+	size_t n_secrets;
 	int line, col; /* of the key, 1-based */
 };
 
@@ -77,6 +83,10 @@ struct config {
 	 * token), so a change of any of them reloads it. */
 	char **inputs;
 	size_t n_inputs;
+	/* The bytes this load read, the config file's then each input's (see
+	 * hash.h): the watch's baseline, so an edit made while loading is
+	 * still a change. */
+	uint64_t hash;
 };
 
 /* Load and validate a config file.  Applies HEALTHD_LOG_LEVEL and
@@ -92,18 +102,17 @@ int config_parse_duration(const char *text, int64_t *ms);
  * file but never a value. */
 int config_expand(const char *in, char **out, char *err, size_t errlen);
 
-/* The check named `name`, or NULL. */
-const struct config_check *config_find_check(const struct config *cfg,
-					     const char *name);
-
 /* Deep copy of one check into *dst; config_check_clear() frees it.
  * Returns 0 or -ENOMEM. */
 int config_check_copy(struct config_check *dst, const struct config_check *src);
 void config_check_clear(struct config_check *cc);
 
-/* 1 when two checks would behave the same (same plugin, settings and
- * options), so a reload can keep the running one. */
+/* 1 when two checks would behave the same (same plugin, settings, options
+ * and secrets to redact), so a reload can keep the running one. */
 int config_check_equal(const struct config_check *a,
 		       const struct config_check *b);
+
+/* Wipe a string that may hold a secret, then free it; NULL is fine. */
+void config_secret_free(char *s);
 
 #endif /* HEALTHD_CONFIG_H */

@@ -48,6 +48,7 @@ struct daemon {
 	 * overtaken by an older one; `cfg` and `http` change only under it
 	 * (taken before the scheduler's lock). */
 	pthread_mutex_t publish;
+	pthread_cond_t settled; /* --once: results arrived (with `publish`) */
 	struct config *cfg;
 	struct http *http;
 
@@ -163,8 +164,13 @@ static void daemon_changed(void *ctx)
 {
 	struct daemon *d = ctx;
 
-	if (d->serve)
+	if (d->serve) {
 		daemon_publish(d);
+		return;
+	}
+	pthread_mutex_lock(&d->publish);
+	pthread_cond_broadcast(&d->settled);
+	pthread_mutex_unlock(&d->publish);
 }
 
 static bool daemon_alive(void *ctx)
@@ -184,8 +190,9 @@ static void checks_free(struct check **checks, size_t n)
 }
 
 /* One check per config entry: a running check whose definition is unchanged
- * is kept (a new reference), every other one is created.  Returns 0 and
- * *out, or a negative code with the first error in err. */
+ * is kept (a new reference), every other one is created.  `running` is
+ * sorted by name.  Returns 0 and *out, or a negative code with the first
+ * error in err. */
 static int checks_build(const struct config *cfg, struct check *const *running,
 			size_t n_running, struct check ***out, char *err,
 			size_t errlen)
@@ -198,12 +205,12 @@ static int checks_build(const struct config *cfg, struct check *const *running,
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_checks; i++) {
 		const struct config_check *cc = &cfg->checks[i];
-		for (size_t j = 0; j < n_running && !checks[i]; j++)
-			if (strcmp(running[j]->def.name, cc->name) == 0 &&
-			    config_check_equal(&running[j]->def, cc))
-				checks[i] = check_ref(running[j]);
-		if (checks[i])
+		struct check *same = check_find(running, n_running, cc->name);
+
+		if (same && config_check_equal(&same->def, cc)) {
+			checks[i] = check_ref(same);
 			continue;
+		}
 		rc = check_create(cfg->path, cc, cfg->plugin_dirs,
 				  cfg->n_plugin_dirs, &checks[i], err, errlen);
 		if (rc < 0) {
@@ -242,6 +249,11 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 	if (!d)
 		goto oom;
 	pthread_mutex_init(&d->publish, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->settled, &ca);
+	pthread_condattr_destroy(&ca);
 	d->serve = serve;
 	d->started_at = clock_mono_ms();
 	if (!(d->config_path = strdup(config_path)))
@@ -334,8 +346,9 @@ static bool daemon_report_restart(const struct daemon *d, const struct config *c
 	return differs;
 }
 
-/* New references on the running checks (the set only changes on this
- * thread, but creating instances must not hold the scheduler's lock). */
+/* New references on the running checks, sorted by name (the set only
+ * changes on this thread, but creating instances must not hold the
+ * scheduler's lock). */
 static struct check **running_checks(struct daemon *d, size_t *n)
 {
 	struct check **copy;
@@ -346,6 +359,8 @@ static struct check **running_checks(struct daemon *d, size_t *n)
 	for (size_t i = 0; copy && i < *n; i++)
 		copy[i] = check_ref(running[i]);
 	scheduler_unlock(d->sched);
+	if (copy)
+		check_sort_by_name(copy, *n);
 	return copy;
 }
 
@@ -388,7 +403,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 	scheduler_unlock(d->sched);
 	pthread_mutex_unlock(&d->publish);
 	config_free(old);
-	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs);
+	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs, cfg->hash);
 	log_info("config generation %llu: %zu check%s",
 		 (unsigned long long)d->generation, cfg->n_checks,
 		 cfg->n_checks == 1 ? "" : "s");
@@ -426,7 +441,7 @@ int daemon_run(struct daemon *d)
 		return 1;
 	}
 	d->watch = watch_open(d->config_path);
-	watch_inputs(d->watch, d->cfg->inputs, d->cfg->n_inputs);
+	watch_inputs(d->watch, d->cfg->inputs, d->cfg->n_inputs, d->cfg->hash);
 	for (;;) {
 		int64_t now = clock_mono_ms();
 		int64_t until = next_refresh;
@@ -442,13 +457,16 @@ int daemon_run(struct daemon *d)
 		struct signalfd_siginfo si;
 		if ((p[0].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP) {
+			if (si.ssi_signo == SIGHUP && drain_end) {
+				log_info("SIGHUP while draining: not reloading");
+			} else if (si.ssi_signo == SIGHUP) {
 				if (d->watch)
 					watch_changed(d->watch); /* now seen */
 				daemon_reload(d, "SIGHUP");
 			} else if (drain_end) {
 				log_warn("second signal %s: exiting at once",
 					 strsignal((int)si.ssi_signo));
+				log_flush(500);
 				_exit(128 + (int)si.ssi_signo);
 			} else {
 				log_info("%s: draining for %lld ms; /ready answers 503",
@@ -471,7 +489,7 @@ int daemon_run(struct daemon *d)
 		}
 		if (reload_at && now >= reload_at) {
 			reload_at = 0;
-			if (watch_changed(d->watch))
+			if (watch_changed(d->watch) && !drain_end)
 				daemon_reload(d, "file changed");
 		}
 		if (drain_end && now >= drain_end)
@@ -482,10 +500,12 @@ int daemon_run(struct daemon *d)
 		}
 	}
 	close(sfd);
-	/* From here a second signal ends the process at once, as it did
-	 * during the drain. */
+	/* From here a second SIGTERM or SIGINT ends the process at once, as
+	 * it did during the drain; SIGHUP, whose default would end it too,
+	 * is ignored. */
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	log_info("drained; stopping");
 	return 0;
@@ -497,6 +517,7 @@ int daemon_once(struct daemon *d, bool json)
 	struct health_view v;
 	size_t n;
 	bool all;
+	int rc;
 
 	scheduler_lock(d->sched);
 	struct check *const *checks = scheduler_checks(d->sched, &n);
@@ -504,26 +525,27 @@ int daemon_once(struct daemon *d, bool json)
 		if (checks[i]->def.timeout_ms > longest)
 			longest = checks[i]->def.timeout_ms;
 	scheduler_unlock(d->sched);
-	/* Timeouts are published at the deadline: this is only a backstop. */
+	/* Timeouts are recorded at the deadline: this is only a backstop. */
 	until = clock_mono_ms() + longest + 1000;
-	do {
-		usleep(5000);
+	pthread_mutex_lock(&d->publish);
+	for (;;) {
 		scheduler_lock(d->sched);
 		checks = scheduler_checks(d->sched, &n);
 		all = true;
-		for (size_t i = 0; i < n; i++)
-			all = all && checks[i]->counters.status != STATUS_PENDING;
-		if (all || clock_mono_ms() >= until) {
-			d->started = all;
-			if (daemon_view(d, &v) < 0) {
-				scheduler_unlock(d->sched);
-				return 3;
-			}
+		for (size_t i = 0; i < n && all; i++)
+			all = checks[i]->counters.status != STATUS_PENDING;
+		if (all || clock_mono_ms() >= until)
 			break;
-		}
 		scheduler_unlock(d->sched);
-	} while (1);
+		struct timespec ts = clock_timespec(until);
+		pthread_cond_timedwait(&d->settled, &d->publish, &ts);
+	}
+	d->started = all;
+	rc = daemon_view(d, &v);
 	scheduler_unlock(d->sched);
+	pthread_mutex_unlock(&d->publish);
+	if (rc < 0)
+		return 3;
 
 	int code;
 	enum verdict verdict = render_verdict(&v, NULL);
@@ -569,6 +591,7 @@ bool daemon_free(struct daemon *d)
 	free(d->config_path);
 	watch_close(d->watch);
 	pthread_mutex_destroy(&d->publish);
+	pthread_cond_destroy(&d->settled);
 	free(d);
 	return true;
 }

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -63,40 +64,52 @@ static int host_option_next(const struct healthd_check *check,
 }
 
 #define REDACTED "***"
-#define REDACT_MIN 4 /* shorter values are too common to hunt for */
+
+/* The length of the longest secret of `check` that `at` starts with, or 0.
+ * Longest: a secret holding another is hidden whole. */
+static size_t host_secret_at(const struct healthd_check *check, const char *at)
+{
+	size_t best = 0;
+
+	for (size_t i = 0; i < check->n_options; i++) {
+		const struct config_option *o = &check->options[i];
+
+		for (size_t j = 0; j < o->n_secrets; j++) {
+			const char *s = o->secrets[j];
+			size_t n;
+
+			if (*s != *at)
+				continue;
+			n = strlen(s);
+			/* Never shorter than REDACTED: text only shrinks. */
+			if (n > best && n >= CONFIG_SECRET_MIN &&
+			    !strncmp(at, s, n))
+				best = n;
+		}
+	}
+	return best;
+}
 
 void host_redact(const struct healthd_check *check, char *text)
 {
-	for (size_t i = 0; check && i < check->n_options; i++) {
-		const struct config_option *o = &check->options[i];
-		size_t vlen = strlen(o->value);
-		char *at;
+	char *w = text;
+	const char *r = text;
 
-		if (!o->expanded || vlen < REDACT_MIN)
-			continue;
-		while ((at = strstr(text, o->value))) {
-			memcpy(at, REDACTED, sizeof(REDACTED) - 1);
-			memmove(at + sizeof(REDACTED) - 1, at + vlen,
-				strlen(at + vlen) + 1);
+	if (!check)
+		return;
+	while (*r) {
+		size_t n = host_secret_at(check, r);
+
+		if (n) {
+			memcpy(w, REDACTED, sizeof(REDACTED) - 1);
+			w += sizeof(REDACTED) - 1;
+			r += n;
+		} else {
+			*w++ = *r++;
 		}
 	}
-}
-
-static void host_log(const struct healthd_check *check,
-		     enum healthd_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	char line[1024];
-
-	/* A plugin built against a later header might pass a level we do
-	 * not know: keep the line rather than drop it. */
-	if ((int)level < HEALTHD_LOG_DEBUG || (int)level > HEALTHD_LOG_ERROR)
-		level = HEALTHD_LOG_ERROR;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	host_redact(check, line);
-	log_write((enum log_level)level, check ? check->name : NULL, "%s", line);
+	/* The bytes left behind held the end of the original. */
+	explicit_bzero(w, (size_t)(r - w) + 1);
 }
 
 /* Cut a truncated UTF-8 string back to the last whole character, so the
@@ -118,11 +131,44 @@ static void host_utf8_trim(char *s, size_t len)
 		s[start - 1] = '\0';
 }
 
+/* What a plugin formatted, redacted whole and only then cut to fit `out`
+ * (whole UTF-8 characters): a secret across the cut is found too. */
+static void host_format(const struct healthd_check *check, char *out,
+			size_t outlen, const char *fmt, va_list ap)
+{
+	char *full = NULL;
+	int n = vasprintf(&full, fmt, ap);
+
+	out[0] = '\0';
+	if (n < 0)
+		return; /* out of memory: nothing rather than unredacted */
+	host_redact(check, full);
+	n = snprintf(out, outlen, "%s", full);
+	if ((size_t)n >= outlen)
+		host_utf8_trim(out, outlen - 1);
+	config_secret_free(full);
+}
+
+static void host_log(const struct healthd_check *check,
+		     enum healthd_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+
+	/* A plugin built against a later header might pass a level we do
+	 * not know: keep the line rather than drop it. */
+	if ((int)level < HEALTHD_LOG_DEBUG || (int)level > HEALTHD_LOG_ERROR)
+		level = HEALTHD_LOG_ERROR;
+	va_start(ap, fmt);
+	host_format(check, line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_write((enum log_level)level, check ? check->name : NULL, "%s", line);
+}
+
 static void host_result(struct healthd_result *result,
 			enum healthd_status status, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	if ((int)status < HEALTHD_PASS || (int)status > HEALTHD_FAIL)
 		status = HEALTHD_FAIL;
@@ -130,13 +176,9 @@ static void host_result(struct healthd_result *result,
 	result->set = true;
 
 	va_start(ap, fmt);
-	n = vsnprintf(result->message, sizeof(result->message), fmt, ap);
+	host_format(result->check, result->message, sizeof(result->message),
+		    fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		result->message[0] = '\0';
-	else if ((size_t)n >= sizeof(result->message))
-		host_utf8_trim(result->message, sizeof(result->message) - 1);
-	host_redact(result->check, result->message);
 
 	/* One line: probes, logs and text formats all expect it. */
 	for (char *p = result->message; *p; p++)

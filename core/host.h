@@ -52,9 +52,10 @@ void host_result_init(struct healthd_result *result,
 		      const struct healthd_check *check);
 void host_result_clear(struct healthd_result *result); /* frees details */
 
-/* Replace, in place, every option value of `check` that came from ${...}
- * (4 bytes or longer) with "***": whatever a plugin reports, a secret
- * handed to it through the config is not printed. */
+/* Replace, in place, every secret of `check`'s options (what each ${...}
+ * in a value produced, CONFIG_SECRET_MIN bytes or longer) with "***":
+ * whatever a plugin reports, a secret handed to it through the config is
+ * not printed.  Where secrets overlap, the longest wins. */
 void host_redact(const struct healthd_check *check, char *text);
 
 #endif /* HEALTHD_HOST_H */

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "clock.h"
+#include "cpus.h"
 #include "http.h"
 #include "log.h"
 #include "render.h"
@@ -345,34 +345,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_write(LOG_WARN, NULL, "http: %s", msg);
 }
 
-/* Read "quota period" from cgroup v2's cpu.max: "max" means no quota. */
-static int cgroup_cpus(void)
-{
-	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-	long long quota, period;
-	int n = 0;
-
-	if (!f)
-		return 0;
-	if (fscanf(f, "%lld %lld", &quota, &period) == 2 && period > 0)
-		n = (int)((quota + period - 1) / period);
-	fclose(f);
-	return n;
-}
-
-int http_usable_cpus(void)
-{
-	cpu_set_t set;
-	int n = 1, quota;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = CPU_COUNT(&set);
-	quota = cgroup_cpus();
-	if (quota > 0 && quota < n)
-		n = quota;
-	return n > 0 ? n : 1;
-}
-
 static void http_free(struct http *h)
 {
 	free(h->not_found.text);
@@ -449,7 +421,7 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 						    : MHD_USE_IPv6;
 	}
 
-	threads = cfg->threads > 0 ? cfg->threads : http_usable_cpus();
+	threads = cfg->threads > 0 ? cfg->threads : cpus_usable();
 	struct MHD_OptionItem opts[] = {
 		/* The logger first, so no option's message escapes it. */
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},

@@ -39,7 +39,4 @@ int http_port(const struct http *h);
 /* Stop accepting, finish what is in flight, free. */
 void http_stop(struct http *h);
 
-/* The number of CPUs this process may use: affinity and cgroup quota. */
-int http_usable_cpus(void);
-
 #endif /* HEALTHD_HTTP_H */

@@ -164,31 +164,30 @@ static json_object *native_body(const struct health_view *v,
 	return o;
 }
 
-/* The IETF draft's pass / warn / fail. */
+/* The IETF draft's pass / warn / fail: a check that is not passing is a
+ * failure when critical, a warning otherwise. */
 static const char *ietf_status(bool critical, enum check_status s)
 {
-	switch (s) {
-	case STATUS_PASS:
-		return "pass";
-	case STATUS_WARN:
-		return "warn";
-	case STATUS_FAIL:
-		return critical ? "fail" : "warn";
-	default:
-		return critical ? "fail" : "warn";
-	}
+	if (s == STATUS_PENDING || s == STATUS_FAIL)
+		s = critical ? STATUS_FAIL : STATUS_WARN;
+	return state_status_name(s);
 }
 
 static json_object *ietf_body(const struct health_view *v,
 			      const struct render_exclude *ex, bool redact,
 			      enum verdict verdict)
 {
-	static const char *const names[] = {"pass", "warn", "fail"};
+	static const enum check_status as_status[] = {
+		[VERDICT_HEALTHY] = STATUS_PASS,
+		[VERDICT_DEGRADED] = STATUS_WARN,
+		[VERDICT_UNHEALTHY] = STATUS_FAIL,
+	};
 	json_object *o = json_object_new_object();
 	json_object *checks = json_object_new_object();
 	char key[300];
 
-	add(o, "status", json_object_new_string(names[verdict]));
+	add(o, "status", json_object_new_string(
+				 state_status_name(as_status[verdict])));
 	add(o, "version", json_object_new_string("1"));
 	add(o, "releaseId", json_object_new_string(HEALTHD_VERSION));
 	add(o, "serviceId", json_object_new_string("healthd"));

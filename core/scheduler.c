@@ -29,6 +29,10 @@ struct scheduler {
 
 	struct check *queue_head, *queue_tail; /* FIFO of due checks */
 
+	struct check **orphans; /* n_workers slots, one reference each */
+	int n_orphans;
+	uint64_t set_generation; /* bumped by every scheduler_replace() */
+
 	int n_workers, workers_alive, workers_named, runs_in_flight;
 	int64_t *busy_until; /* per worker: the deadline of its run, 0 idle */
 	bool thread_started, stopping;
@@ -42,17 +46,21 @@ struct scheduler {
 	void *ctx;
 };
 
-static struct timespec timespec_of(int64_t ms)
-{
-	return (struct timespec){.tv_sec = ms / 1000,
-				 .tv_nsec = (ms % 1000) * 1000000};
-}
-
 /* --- the heap ------------------------------------------------------------ */
 
+/* When a check's next event is due: its next run while idle; the deadline
+ * of its run (or of the run it waits for) otherwise, plus the grace a run
+ * that returns at its deadline gets to be recorded before its timeout. */
 static int64_t check_due(const struct check *c)
 {
-	return c->phase == PHASE_IDLE ? c->next_run : c->deadline;
+	switch (c->sched.phase) {
+	case PHASE_IDLE:
+		return c->sched.next_run;
+	case PHASE_QUEUED:
+		return c->sched.deadline; /* never started: nothing to wait for */
+	default:
+		return c->sched.deadline + HEALTHD_DEADLINE_GRACE_MS;
+	}
 }
 
 static void heap_swap(struct scheduler *s, size_t a, size_t b)
@@ -61,8 +69,8 @@ static void heap_swap(struct scheduler *s, size_t a, size_t b)
 
 	s->heap[a] = s->heap[b];
 	s->heap[b] = t;
-	s->heap[a]->heap_index = a;
-	s->heap[b]->heap_index = b;
+	s->heap[a]->sched.heap_index = a;
+	s->heap[b]->sched.heap_index = b;
 }
 
 static void heap_up(struct scheduler *s, size_t i)
@@ -89,31 +97,36 @@ static void heap_down(struct scheduler *s, size_t i)
 	}
 }
 
+static bool in_heap(const struct check *c)
+{
+	return c->sched.heap_index != HEAP_NONE;
+}
+
 /* Capacity is reserved in scheduler_replace(), so this cannot fail. */
 static void heap_push(struct scheduler *s, struct check *c)
 {
-	c->heap_index = s->heap_len;
+	c->sched.heap_index = s->heap_len;
 	s->heap[s->heap_len++] = c;
-	heap_up(s, c->heap_index);
+	heap_up(s, c->sched.heap_index);
 	pthread_cond_signal(&s->wake);
 }
 
 static void heap_remove(struct scheduler *s, struct check *c)
 {
-	size_t i = c->heap_index;
+	size_t i = c->sched.heap_index;
 
 	if (i == HEAP_NONE)
 		return;
-	c->heap_index = HEAP_NONE;
+	c->sched.heap_index = HEAP_NONE;
 	if (--s->heap_len == i)
 		return;
 	s->heap[i] = s->heap[s->heap_len];
-	s->heap[i]->heap_index = i;
+	s->heap[i]->sched.heap_index = i;
 	heap_down(s, i);
 	heap_up(s, i);
 }
 
-/* --- publishing results ---------------------------------------------------- */
+/* --- recording results ------------------------------------------------------ */
 
 /* The scheduler thread renders soon, outside the lock.  Lock held. */
 static void mark_dirty(struct scheduler *s)
@@ -122,12 +135,11 @@ static void mark_dirty(struct scheduler *s)
 	pthread_cond_signal(&s->wake);
 }
 
-static const char *const raw_names[] = {"pass", "warn", "fail"};
-
-/* Record one run's outcome and tell the owner.  Lock held. */
-static void publish(struct scheduler *s, struct check *c,
-		    enum healthd_status status, const char *message,
-		    json_object *details, double duration_ms)
+/* Record one run's outcome in the check's state.  Lock held; logging
+ * never blocks (log.h). */
+static void record(struct scheduler *s, struct check *c,
+		   enum healthd_status status, const char *message,
+		   json_object *details, double duration_ms)
 {
 	int64_t now = clock_wall_ms();
 	enum check_status before = c->counters.status;
@@ -162,8 +174,21 @@ static void publish(struct scheduler *s, struct check *c,
 			  state_status_name(c->counters.status), c->message);
 	else
 		log_write(LOG_DEBUG, c->def.name, "%s in %.1f ms: %s",
-			  raw_names[status], duration_ms, c->message);
+			  state_status_name(state_of_result(status)),
+			  duration_ms, c->message);
 	mark_dirty(s);
+}
+
+/* The run `c` waits for (its own, or its predecessor's) timed out.  Lock
+ * held. */
+static void record_timeout(struct scheduler *s, struct check *c,
+			   const char *why)
+{
+	char msg[HOST_MESSAGE_MAX];
+
+	snprintf(msg, sizeof(msg), "timed out after %lld ms%s",
+		 (long long)c->sched.timeout_ms, why);
+	record(s, c, HEALTHD_FAIL, msg, NULL, (double)c->sched.timeout_ms);
 }
 
 /* The next run after one that started at `start`: an interval later, with
@@ -174,13 +199,14 @@ static void schedule_next(struct scheduler *s, struct check *c, int64_t start)
 	int64_t jitter = interval / 10;
 	int64_t now = clock_mono_ms();
 
-	c->next_run = start + interval;
+	c->sched.next_run = start + interval;
 	if (jitter > 0)
-		c->next_run += (int64_t)(rand_r(&s->seed) % (jitter + 1)) - jitter / 2;
-	if (c->next_run < now)
-		c->next_run = now;
-	c->phase = PHASE_IDLE;
-	if (!c->removed)
+		c->sched.next_run +=
+			(int64_t)(rand_r(&s->seed) % (jitter + 1)) - jitter / 2;
+	if (c->sched.next_run < now)
+		c->sched.next_run = now;
+	c->sched.phase = PHASE_IDLE;
+	if (!c->sched.removed)
 		heap_push(s, c);
 }
 
@@ -190,12 +216,12 @@ static void schedule_next(struct scheduler *s, struct check *c, int64_t start)
  * that pops it.  A check is in it at most once. */
 static void queue_push(struct scheduler *s, struct check *c)
 {
-	if (c->in_queue)
+	if (c->sched.in_queue)
 		return;
-	c->in_queue = true;
-	c->queue_next = NULL;
+	c->sched.in_queue = true;
+	c->sched.queue_next = NULL;
 	if (s->queue_tail)
-		s->queue_tail->queue_next = check_ref(c);
+		s->queue_tail->sched.queue_next = check_ref(c);
 	else
 		s->queue_head = check_ref(c);
 	s->queue_tail = c;
@@ -206,25 +232,53 @@ static struct check *queue_pop(struct scheduler *s)
 {
 	struct check *c = s->queue_head;
 
-	s->queue_head = c->queue_next;
+	s->queue_head = c->sched.queue_next;
 	if (!s->queue_head)
 		s->queue_tail = NULL;
-	c->in_queue = false;
+	c->sched.in_queue = false;
 	return c;
+}
+
+/* Removed checks whose run is still in flight, so a reload that adds the
+ * name back waits for that run instead of starting a second one.  Each
+ * holds a worker, so there are at most as many as workers.  Lock held. */
+static void orphan_add(struct scheduler *s, struct check *c)
+{
+	s->orphans[s->n_orphans++] = check_ref(c);
+}
+
+static struct check *orphan_take(struct scheduler *s, struct check *c)
+{
+	for (int i = 0; i < s->n_orphans; i++) {
+		if (s->orphans[i] == c) {
+			s->orphans[i] = s->orphans[--s->n_orphans];
+			return c; /* the caller drops the reference */
+		}
+	}
+	return NULL;
+}
+
+static struct check *orphan_named(struct scheduler *s, const char *name)
+{
+	for (int i = 0; i < s->n_orphans; i++)
+		if (!strcmp(s->orphans[i]->def.name, name))
+			return s->orphans[i];
+	return NULL;
 }
 
 /* A check replaced by a reload while its run was in flight: its successor
  * waited for that run to return before running.  Lock held. */
 static struct check *release_successor(struct scheduler *s, struct check *c)
 {
-	struct check *next = c->successor;
+	struct check *next = c->sched.successor;
 
-	c->successor = NULL;
-	if (next && next->phase == PHASE_WAITING) {
-		next->phase = PHASE_IDLE;
-		next->waits_for = NULL;
-		next->next_run = clock_mono_ms();
-		if (!next->removed)
+	c->sched.successor = NULL;
+	if (next && next->sched.phase == PHASE_WAITING) {
+		heap_remove(s, next); /* its timeout may still be pending */
+		next->sched.phase = PHASE_IDLE;
+		next->sched.waits_for = NULL;
+		next->sched.next_run = clock_mono_ms();
+		if (!next->sched.removed)
 			heap_push(s, next);
 	}
 	return next; /* the caller drops the reference, outside the lock */
@@ -242,16 +296,16 @@ static void *worker_main(void *arg)
 		if (s->stopping)
 			break;
 		struct check *c = queue_pop(s);
-		if (c->phase != PHASE_QUEUED || c->removed) {
+		if (c->sched.phase != PHASE_QUEUED || c->sched.removed) {
 			/* Timed out while waiting, or dropped by a reload. */
 			pthread_mutex_unlock(&s->lock);
 			check_unref(c);
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}
-		c->phase = PHASE_RUNNING;
+		c->sched.phase = PHASE_RUNNING;
 		s->runs_in_flight++;
-		int64_t deadline = c->deadline;
+		int64_t deadline = c->sched.deadline;
 		s->busy_until[me] = deadline;
 		pthread_mutex_unlock(&s->lock);
 
@@ -265,7 +319,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		s->runs_in_flight--;
 		s->busy_until[me] = 0;
-		if (c->phase == PHASE_LATE) {
+		struct check *orphan = orphan_take(s, c);
+		if (c->sched.removed) {
+			/* Replaced or removed by a reload: whatever it says
+			 * belongs to a definition that no longer exists. */
+			heap_remove(s, c);
+			log_write(LOG_DEBUG, c->def.name,
+				  "run of a replaced definition returned after %.0f ms; result dropped",
+				  ms);
+		} else if (c->sched.phase == PHASE_LATE) {
 			log_write(LOG_WARN, c->def.name,
 				  "late run returned after %.0f ms; result dropped",
 				  ms);
@@ -274,7 +336,7 @@ static void *worker_main(void *arg)
 			if (!r.set)
 				host_api.result(&r, HEALTHD_FAIL,
 						"plugin returned no result");
-			publish(s, c, r.status, r.message, r.details, ms);
+			record(s, c, r.status, r.message, r.details, ms);
 		}
 		schedule_next(s, c, start);
 		struct check *next = release_successor(s, c);
@@ -282,6 +344,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		host_result_clear(&r);
 		check_unref(next);
+		check_unref(orphan);
 		check_unref(c);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -293,34 +356,34 @@ static void *worker_main(void *arg)
 
 /* --- the scheduler thread ---------------------------------------------------- */
 
-/* A check's event is due: queue its run, or publish its timeout.  Lock held. */
+/* A check's event is due: queue its run, or record its timeout.  Lock
+ * held. */
 static void scheduler_fire(struct scheduler *s, struct check *c, int64_t now)
 {
-	char msg[HOST_MESSAGE_MAX];
-
 	heap_remove(s, c);
-	switch (c->phase) {
+	switch (c->sched.phase) {
 	case PHASE_IDLE:
-		c->phase = PHASE_QUEUED;
-		c->deadline = now + c->def.timeout_ms;
+		c->sched.phase = PHASE_QUEUED;
+		c->sched.deadline = now + c->def.timeout_ms;
+		c->sched.timeout_ms = c->def.timeout_ms;
 		heap_push(s, c);
 		queue_push(s, c);
 		break;
 	case PHASE_QUEUED:
-		snprintf(msg, sizeof(msg),
-			 "timed out after %lld ms waiting for a free worker",
-			 (long long)c->def.timeout_ms);
-		publish(s, c, HEALTHD_FAIL, msg, NULL, (double)c->def.timeout_ms);
+		record_timeout(s, c, " waiting for a free worker");
 		schedule_next(s, c, now);
 		break;
 	case PHASE_RUNNING:
-		snprintf(msg, sizeof(msg), "timed out after %lld ms",
-			 (long long)c->def.timeout_ms);
-		publish(s, c, HEALTHD_FAIL, msg, NULL, (double)c->def.timeout_ms);
-		c->phase = PHASE_LATE; /* out of the heap until it returns */
+		record_timeout(s, c, "");
+		c->sched.phase = PHASE_LATE; /* out of the heap until it returns */
+		break;
+	case PHASE_WAITING:
+		/* The run of the definition this one replaced is past its
+		 * deadline: a reload does not hide a hung dependency.  It
+		 * still waits for that run to return. */
+		record_timeout(s, c, "");
 		break;
 	case PHASE_LATE:
-	case PHASE_WAITING:
 		break; /* never in the heap */
 	}
 }
@@ -363,7 +426,7 @@ static void *scheduler_main(void *arg)
 			until = check_due(s->heap[0]);
 		if (s->dirty && s->last_render + RENDER_MIN_MS < until)
 			until = s->last_render + RENDER_MIN_MS;
-		struct timespec ts = timespec_of(until);
+		struct timespec ts = clock_timespec(until);
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -382,7 +445,10 @@ struct scheduler *scheduler_new(int workers, scheduler_changed_fn changed,
 		return NULL;
 	s->n_workers = workers > 0 ? workers : 1;
 	s->busy_until = calloc((size_t)s->n_workers, sizeof(*s->busy_until));
-	if (!s->busy_until) {
+	s->orphans = calloc((size_t)s->n_workers, sizeof(*s->orphans));
+	if (!s->busy_until || !s->orphans) {
+		free(s->busy_until);
+		free(s->orphans);
 		free(s);
 		return NULL;
 	}
@@ -445,83 +511,126 @@ static int grow(struct check ***arr, size_t *cap, size_t want)
 	return 0;
 }
 
-static bool contains(struct check **arr, size_t n, const struct check *c)
+/* The run a check's successor must wait for: its own, or the one it
+ * waits for itself.  NULL when none is in flight. */
+static struct check *run_in_flight(const struct check *c)
 {
-	for (size_t i = 0; i < n; i++)
-		if (arr[i] == c)
-			return true;
-	return false;
+	switch (c->sched.phase) {
+	case PHASE_RUNNING:
+	case PHASE_LATE:
+		return (struct check *)c;
+	case PHASE_WAITING:
+		return c->sched.waits_for;
+	default:
+		return NULL;
+	}
 }
 
-/* A new check takes over from the running one of the same name.  If that
- * one's run is still in flight (or it is itself waiting for one), the new
- * one waits for that run to return: two runs of one check never overlap,
- * and a hung run holds one worker however often its check is edited.
- * Lock held. */
+/* Whether the timeout of that run has yet to be recorded on `c`. */
+static bool timeout_pending(const struct check *c)
+{
+	return c->sched.phase == PHASE_RUNNING ||
+	       (c->sched.phase == PHASE_WAITING && in_heap(c));
+}
+
+/* `c` waits for `in_flight` to return before it runs: two runs of one
+ * check never overlap, and a hung run holds one worker however often its
+ * check is edited, removed or added back.  With `timeout`, the run's
+ * deadline is c's too: its timeout is recorded on c, on time.  Lock held. */
+static void wait_for_run(struct scheduler *s, struct check *c,
+			 struct check *in_flight, bool timeout)
+{
+	check_unref(in_flight->sched.successor); /* a newer edit wins */
+	in_flight->sched.successor = check_ref(c);
+	c->sched.phase = PHASE_WAITING;
+	c->sched.waits_for = in_flight;
+	c->sched.deadline = in_flight->sched.deadline;
+	c->sched.timeout_ms = in_flight->sched.timeout_ms;
+	if (timeout)
+		heap_push(s, c);
+}
+
+/* A new check takes over from the running one of the same name: status,
+ * history, whether it is still warming, and the wait for a run in
+ * flight.  Lock held. */
 static void take_over(struct scheduler *s, struct check *c, struct check *old,
 		      int64_t now)
 {
-	struct check *in_flight = old->phase == PHASE_WAITING ? old->waits_for
-				  : old->phase == PHASE_RUNNING ||
-					  old->phase == PHASE_LATE
-					? old
-					: NULL;
+	struct check *in_flight = run_in_flight(old);
 
 	check_inherit(c, old);
-	c->warming = false;
-	c->next_run = now;
-	if (!in_flight) {
+	c->warming = old->warming;
+	c->sched.next_run = now;
+	if (in_flight)
+		wait_for_run(s, c, in_flight, timeout_pending(old));
+	else
 		heap_push(s, c);
-		return;
-	}
-	check_unref(in_flight->successor); /* a newer edit wins */
-	in_flight->successor = check_ref(c);
-	c->phase = PHASE_WAITING;
-	c->waits_for = in_flight;
 }
 
 int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 		      bool warm)
 {
 	struct check **old, **set = malloc((n ? n : 1) * sizeof(*set));
+	struct check **by_name = NULL;
 	size_t n_old;
 	int64_t now = clock_mono_ms();
 
 	pthread_mutex_lock(&s->lock);
 	/* The heap holds old and new checks for a moment. */
-	if (!set || grow(&s->heap, &s->heap_cap, s->n_checks + n + 1) < 0) {
+	if (set)
+		by_name = malloc((s->n_checks ? s->n_checks : 1) * sizeof(*by_name));
+	if (!by_name || grow(&s->heap, &s->heap_cap, s->n_checks + n + 1) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		free(set);
+		free(by_name);
 		return -ENOMEM;
 	}
-	memcpy(set, checks, n * sizeof(*checks));
 	old = s->checks;
 	n_old = s->n_checks;
+	if (n)
+		memcpy(set, checks, n * sizeof(*checks));
+	if (n_old)
+		memcpy(by_name, old, n_old * sizeof(*old));
+	check_sort_by_name(by_name, n_old);
+	s->set_generation++;
 	for (size_t i = 0; i < n; i++) {
 		struct check *c = checks[i];
-		if (contains(old, n_old, c)) {
+
+		c->sched.set_generation = s->set_generation;
+		if (c->sched.in_set) {
 			check_unref(c); /* the running set keeps its reference */
 			continue;
 		}
-		struct check *pred = NULL;
-		for (size_t j = 0; j < n_old && !pred; j++)
-			if (strcmp(old[j]->def.name, c->def.name) == 0)
-				pred = old[j];
-		c->heap_index = HEAP_NONE;
-		c->phase = PHASE_IDLE;
+		c->sched.in_set = true;
+		c->sched.heap_index = HEAP_NONE;
+		c->sched.phase = PHASE_IDLE;
+		struct check *pred = check_find(by_name, n_old, c->def.name);
+		struct check *orphan = pred ? NULL : orphan_named(s, c->def.name);
 		if (pred) {
 			take_over(s, c, pred, now);
+		} else if (orphan) {
+			/* Removed by an earlier reload while its run hung,
+			 * and added back: a new check, but not a second run. */
+			c->warming = warm;
+			wait_for_run(s, c, orphan, true);
 		} else {
 			c->warming = warm;
-			c->next_run = now;
+			c->sched.next_run = now;
 			heap_push(s, c);
 		}
 	}
 	for (size_t j = 0; j < n_old; j++) {
-		if (contains(checks, n, old[j]))
+		struct check *c = old[j];
+
+		if (c->sched.set_generation == s->set_generation)
 			continue;
-		old[j]->removed = true;
-		heap_remove(s, old[j]);
+		c->sched.in_set = false;
+		c->sched.removed = true;
+		heap_remove(s, c);
+		if ((c->sched.phase == PHASE_RUNNING ||
+		     c->sched.phase == PHASE_LATE) &&
+		    !orphan_named(s, c->def.name))
+			orphan_add(s, c);
 	}
 	s->checks = set;
 	s->n_checks = n;
@@ -530,9 +639,10 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 
 	/* Outside the lock: the last reference runs the plugin's destroy(). */
 	for (size_t j = 0; j < n_old; j++)
-		if (old[j]->removed)
+		if (old[j]->sched.removed)
 			check_unref(old[j]);
 	free(old);
+	free(by_name);
 	return 0;
 }
 
@@ -569,19 +679,21 @@ bool scheduler_stop(struct scheduler *s)
 	if (s->thread_started)
 		pthread_join(s->thread, NULL);
 
-	/* Runs in flight get until their deadline, no longer. */
+	/* Runs in flight get until their deadline and its grace, no
+	 * longer: one that returns on time is then destroyed cleanly. */
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < s->n_workers; i++)
-		if (s->busy_until[i] > last)
-			last = s->busy_until[i];
+		if (s->busy_until[i] &&
+		    s->busy_until[i] + HEALTHD_DEADLINE_GRACE_MS > last)
+			last = s->busy_until[i] + HEALTHD_DEADLINE_GRACE_MS;
 	while (s->workers_alive > 0 && clock_mono_ms() < last) {
-		struct timespec ts = timespec_of(last);
+		struct timespec ts = clock_timespec(last);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	/* Idle workers leave at once; give them a moment to do so. */
 	int64_t grace = clock_mono_ms() + 100;
 	while (s->workers_alive > s->runs_in_flight && clock_mono_ms() < grace) {
-		struct timespec ts = timespec_of(grace);
+		struct timespec ts = clock_timespec(grace);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	bool all = s->workers_alive == 0;
@@ -597,6 +709,9 @@ void scheduler_free(struct scheduler *s)
 		check_unref(queue_pop(s));
 	for (size_t i = 0; i < s->n_checks; i++)
 		check_unref(s->checks[i]);
+	for (int i = 0; i < s->n_orphans; i++)
+		check_unref(s->orphans[i]);
+	free(s->orphans);
 	free(s->checks);
 	free(s->heap);
 	free(s->busy_until);

@@ -32,7 +32,7 @@ struct snapshot *snapshot_build(struct health_view *view, const struct config *c
 	    (cfg->details_token && !s->token)) {
 		free(s->checks);
 		free(s->base_path);
-		free(s->token);
+		config_secret_free(s->token);
 		free(s);
 		return NULL;
 	}
@@ -54,7 +54,6 @@ struct snapshot *snapshot_build(struct health_view *view, const struct config *c
 	for (int d = 0; d < 2; d++) {
 		if (!(variants & (1u << d)))
 			continue;
-		s->rendered[d] = true;
 		for (int f = 0; f < 2; f++)
 			body_set(&s->health[d][f],
 				 render_health(&s->view, NULL, d == SNAPSHOT_REDACTED,
@@ -103,7 +102,7 @@ void snapshot_unref(struct snapshot *s)
 	}
 	free(s->checks);
 	free(s->base_path);
-	free(s->token);
+	config_secret_free(s->token);
 	render_view_clear(&s->view);
 	free(s);
 }

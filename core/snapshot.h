@@ -38,10 +38,9 @@ struct snapshot {
 	char *base_path;
 	size_t base_len;
 	enum config_details details;
-	char *token;
+	char *token; /* the details token: wiped when freed */
 
 	struct health_view view; /* checks sorted by name */
-	bool rendered[2];        /* which snapshot_detail variants exist */
 	struct body startup, ready;
 	struct body metrics; /* text NULL when metrics are off */
 	struct body health[2][2]; /* [snapshot_detail][render_format] */

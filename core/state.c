@@ -1,7 +1,7 @@
 /* state.c — thresholds and the verdict table of DESIGN.md "Semantics". */
 #include "state.h"
 
-static enum check_status state_from_raw(enum healthd_status raw)
+enum check_status state_of_result(enum healthd_status raw)
 {
 	switch (raw) {
 	case HEALTHD_PASS:
@@ -16,7 +16,7 @@ static enum check_status state_from_raw(enum healthd_status raw)
 bool state_apply(struct check_counters *c, enum healthd_status raw,
 		 int failure_threshold, int success_threshold)
 {
-	enum check_status result = state_from_raw(raw);
+	enum check_status result = state_of_result(raw);
 	enum check_status before = c->status;
 
 	c->last_result = result;
@@ -54,6 +54,8 @@ enum verdict state_verdict_step(enum verdict v, bool critical,
 	return mine > v ? mine : v;
 }
 
+/* The one table of status names: raw results, statuses and the IETF
+ * body's pass / warn / fail all print through it. */
 const char *state_status_name(enum check_status s)
 {
 	static const char *const names[] = {"pending", "pass", "warn", "fail"};

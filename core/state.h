@@ -30,6 +30,9 @@ struct check_counters {
 	int consecutive_successes;
 };
 
+/* A plugin's raw result as a status (anything unknown is a failure). */
+enum check_status state_of_result(enum healthd_status raw);
+
 /* Apply one raw result.  The first result is taken directly; after that the
  * status becomes fail after failure_threshold consecutive failures and
  * leaves fail after success_threshold consecutive passes (warn passes).

@@ -8,6 +8,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "watch.h"
 
@@ -21,10 +22,7 @@ struct watch {
 	uint64_t hash;
 };
 
-#define FNV_OFFSET 1469598103934665603ULL
-#define FNV_PRIME 1099511628211ULL
-
-/* FNV-1a over a file's bytes, folded into h; *exists false when it cannot
+/* A file's bytes folded into h (see hash.h); *exists false when it cannot
  * be read (which changes the hash too). */
 static uint64_t hash_file(uint64_t h, const char *path, bool *exists)
 {
@@ -33,19 +31,20 @@ static uint64_t hash_file(uint64_t h, const char *path, bool *exists)
 	FILE *f = fopen(path, "rb");
 
 	*exists = f != NULL;
-	h = (h ^ (f != NULL)) * FNV_PRIME;
+	h = hash_file_start(h, *exists);
 	if (!f)
 		return h;
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		for (size_t i = 0; i < n; i++)
-			h = (h ^ buf[i]) * FNV_PRIME;
+		h = hash_bytes(h, buf, n);
 	fclose(f);
 	return h;
 }
 
+/* The config file, then its inputs in config_load()'s order: the order
+ * struct config's hash folds them in. */
 static uint64_t hash_all(const struct watch *w, bool *config_exists)
 {
-	uint64_t h = FNV_OFFSET;
+	uint64_t h = HASH_INIT;
 	bool exists;
 
 	*config_exists = false;
@@ -108,10 +107,10 @@ fail:
 	return NULL;
 }
 
-void watch_inputs(struct watch *w, char *const *paths, size_t n)
+void watch_inputs(struct watch *w, char *const *paths, size_t n,
+		  uint64_t loaded)
 {
 	char **p;
-	bool exists;
 
 	if (!w)
 		return;
@@ -129,7 +128,9 @@ void watch_inputs(struct watch *w, char *const *paths, size_t n)
 		/* Adding a directory twice is harmless: inotify keeps one. */
 		watch_dir_of(w, paths[i]);
 	}
-	w->hash = hash_all(w, &exists);
+	/* Not hashed again: an edit made since the load read the files must
+	 * still count as a change. */
+	w->hash = loaded;
 }
 
 void watch_close(struct watch *w)

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct watch;
 
@@ -21,8 +22,10 @@ void watch_close(struct watch *w);
 
 /* The files the loaded config read besides itself: their directories are
  * watched too, and their contents are part of what "changed" compares.
- * Takes the current contents as seen. */
-void watch_inputs(struct watch *w, char *const *paths, size_t n);
+ * `loaded` is struct config's hash of the bytes the load read: the baseline,
+ * so an edit made while the config loaded is still a change. */
+void watch_inputs(struct watch *w, char *const *paths, size_t n,
+		  uint64_t loaded);
 
 /* The descriptor to poll for POLLIN. */
 int watch_fd(const struct watch *w);

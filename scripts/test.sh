@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
 # The whole test suite: installs its packages, then builds and runs every
 # test twice, once plain and once under AddressSanitizer +
-# UndefinedBehaviorSanitizer.  The tests start their own servers.
+# UndefinedBehaviorSanitizer, and the thread-heavy tests (runs across
+# reloads, hung runs, probes, SIGTERM) a third time under ThreadSanitizer.
+# The tests start their own servers.  Each stage prints its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+stage_start=$SECONDS
+stage() {
+	local now=$SECONDS
+	[ -n "${stage_name:-}" ] &&
+		echo "=== $stage_name: $((now - stage_start)) s ==="
+	stage_name=$1
+	stage_start=$now
+	[ -n "$stage_name" ] && echo "=== $stage_name ==="
+	return 0
+}
+
+stage "dependencies"
 bash scripts/deps.sh
 bash tests/deploy/setup.sh
 
 jobs=$(nproc)
-for variant in plain asan; do
+for variant in plain asan tsan; do
 	build="build/test-$variant"
 	flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 	[ "$variant" = asan ] && flags=(-DCMAKE_BUILD_TYPE=Debug -DHEALTHD_SANITIZE=ON)
-	echo "=== $variant build ==="
+	[ "$variant" = tsan ] && flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEALTHD_TSAN=ON)
+	stage "$variant build"
 	cmake -S . -B "$build" "${flags[@]}" >/dev/null
 	cmake --build "$build" -j"$jobs"
-	echo "=== $variant tests ==="
+	stage "$variant tests"
 	# The container image builds from source inside podman, whatever the
-	# variant: once is enough.
-	exclude=()
-	[ "$variant" = asan ] && exclude=(-LE image)
+	# variant: once is enough.  TSan runs only the thread-heavy tests.
+	select=()
+	[ "$variant" = asan ] && select=(-LE image)
+	[ "$variant" = tsan ] && select=(-L threads)
 	(cd "$build" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure --timeout 900 "${exclude[@]}")
+		TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure --timeout 900 "${select[@]}")
 done
+stage ""

@@ -34,9 +34,14 @@
  * Deadlines
  *   - check() receives an absolute deadline on host->now_ms()'s clock
  *     (CLOCK_MONOTONIC, milliseconds) and must return by it.  Use non-blocking
- *     I/O or timeouts taken from the time left.  A check that overruns is
- *     published as failed at the deadline; its late result is discarded and
- *     the check does not run again until check() has returned.
+ *     I/O or timeouts taken from the time left.  A result that arrives by
+ *     deadline_ms + HEALTHD_DEADLINE_GRACE_MS is recorded as the plugin
+ *     reported it, so a plugin that gives up at the deadline keeps its own
+ *     message ("timed out after 2000 ms connecting to db:5432").  At that
+ *     moment a run still inside check() is recorded as failed ("timed out
+ *     after N ms"); its late result is discarded and the check does not run
+ *     again until check() has returned.  At shutdown, runs in flight get
+ *     the same time before instances are destroyed.
  *
  * Secrets
  *   - Option values may hold credentials.  Never put an option value into a
@@ -55,6 +60,9 @@ extern "C" {
 
 #define HEALTHD_ABI_MAJOR 1
 #define HEALTHD_ABI_MINOR 0
+
+/* How long past deadline_ms the core still takes a run's result. */
+#define HEALTHD_DEADLINE_GRACE_MS 20
 
 /* The name of the symbol every plugin exports. */
 #define HEALTHD_PLUGIN_SYMBOL "healthd_plugin"
@@ -161,7 +169,7 @@ struct healthd_plugin {
 		      char *err, size_t errlen);
 
 	/* Run the check once; fill `result` through host->result() and the
-	 * detail functions; return by deadline_ms. */
+	 * detail functions; return by deadline_ms (see "Deadlines"). */
 	void (*check)(const struct healthd_host *host, void *instance,
 		      int64_t deadline_ms, struct healthd_result *result);
 

@@ -383,7 +383,7 @@ class BrokenEdits(ReloadCase):
              r'check "extra": option "mdoe" is not known to plugin testplug',
              ("mdoe", 7)),
             (check("extra", options={"mode": "bogus"}),
-             r'check "extra": mode: expected pass, warn, fail, sleep or hang',
+             r'check "extra": mode: expected pass, warn, fail, sleep, hang or deadline',
              ("- name: extra", 5)),
             (check("extra", interval="2x"),
              r'interval: "2x" is not a duration', ("interval: 2x", 5)),

@@ -2,10 +2,13 @@
  * testplug.c — the integration tests' controllable check.
  *
  * mode pass|warn|fail reports that status (after sleep_ms), sleep sleeps
- * sleep_ms and passes, hang never returns.  sleep and hang ignore the
- * deadline on purpose: they stand in for plugins that overrun.  A control
- * file, read on every run, overrides mode so a test can change the outcome
- * of a running daemon; a missing file means pass.
+ * sleep_ms and passes, hang never returns, deadline waits until the
+ * deadline and then fails, as a plugin whose dependency does not answer
+ * does.  sleep and hang ignore the deadline on purpose: they stand in for
+ * plugins that overrun.  A control file, read on every run, overrides mode
+ * so a test can change the outcome of a running daemon; a missing file
+ * means pass.  destroy_file, when set, gets a line when the instance is
+ * destroyed.
  */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 
@@ -17,25 +20,27 @@
 
 #include <healthd/plugin.h>
 
-enum testplug_mode { TP_PASS, TP_WARN, TP_FAIL, TP_SLEEP, TP_HANG };
+enum testplug_mode { TP_PASS, TP_WARN, TP_FAIL, TP_SLEEP, TP_HANG, TP_DEADLINE };
 
-static const char *const testplug_modes[] = {"pass", "warn", "fail", "sleep",
-					     "hang"};
+static const char *const testplug_modes[] = {"pass",  "warn", "fail",
+					     "sleep", "hang", "deadline"};
 
 struct testplug {
 	enum testplug_mode mode;
 	long sleep_ms;
 	const char *message; /* NULL: a default one */
 	const char *control; /* NULL: no control file */
+	const char *destroy_file;
 	long runs;
 };
 
 static const struct healthd_option_spec testplug_options[] = {
-	{"mode", "pass", "pass, warn, fail, sleep or hang"},
+	{"mode", "pass", "pass, warn, fail, sleep, hang or deadline"},
 	{"sleep_ms", "0", "sleep this long before reporting"},
 	{"message", NULL, "the result's message"},
 	{"control", NULL, "file whose first line overrides mode on every run"},
 	{"secret", NULL, "accepted and ignored"},
+	{"destroy_file", NULL, "file that gets a line when the instance is destroyed"},
 	{NULL, NULL, NULL},
 };
 
@@ -79,7 +84,7 @@ static int testplug_create(const struct healthd_host *host,
 	}
 	if (testplug_parse_mode(host->option(check, "mode"), &t->mode) != 0) {
 		snprintf(err, errlen,
-			 "mode: expected pass, warn, fail, sleep or hang");
+			 "mode: expected pass, warn, fail, sleep, hang or deadline");
 		goto fail;
 	}
 	if (testplug_parse_ms(host->option(check, "sleep_ms"), &t->sleep_ms) != 0) {
@@ -89,6 +94,7 @@ static int testplug_create(const struct healthd_host *host,
 	}
 	t->message = host->option(check, "message");
 	t->control = host->option(check, "control");
+	t->destroy_file = host->option(check, "destroy_file");
 	*instance = t;
 	return 0;
 
@@ -130,7 +136,6 @@ static void testplug_check(const struct healthd_host *host, void *instance,
 	enum testplug_mode mode = t->mode;
 	long sleep_ms = t->sleep_ms;
 
-	(void)deadline_ms; /* ignored on purpose: see the top of the file */
 	t->runs++;
 	if (t->control &&
 	    testplug_read_control(t->control, &mode, &sleep_ms) != 0) {
@@ -142,6 +147,14 @@ static void testplug_check(const struct healthd_host *host, void *instance,
 	if (mode == TP_HANG)
 		for (;;)
 			testplug_sleep(1000);
+	if (mode == TP_DEADLINE) {
+		int64_t left = deadline_ms - host->now_ms();
+
+		testplug_sleep(left > 0 ? (long)left : 0);
+		host->result(result, HEALTHD_FAIL,
+			     "testplug: no answer by the deadline");
+		goto details;
+	}
 	testplug_sleep(sleep_ms);
 
 	enum healthd_status status = mode == TP_WARN   ? HEALTHD_WARN
@@ -159,7 +172,14 @@ details:
 
 static void testplug_destroy(void *instance)
 {
-	free(instance);
+	struct testplug *t = instance;
+	FILE *f = t->destroy_file ? fopen(t->destroy_file, "a") : NULL;
+
+	if (f) {
+		fprintf(f, "destroyed after %ld runs\n", t->runs);
+		fclose(f);
+	}
+	free(t);
 }
 
 HEALTHD_PLUGIN_DEFINE(.name = "testplug",

@@ -153,8 +153,8 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(cfg->drain_ms, 0);
 	CU_ASSERT_EQUAL_FATAL(cfg->n_checks, 3);
 
-	c = config_find_check(cfg, "database");
-	CU_ASSERT_PTR_EQUAL_FATAL(c, &cfg->checks[0]);
+	c = &cfg->checks[0];
+	CU_ASSERT_STRING_EQUAL(c->name, "database");
 	CU_ASSERT_STRING_EQUAL(c->plugin, "postgres");
 	CU_ASSERT_TRUE(c->critical);
 	CU_ASSERT_EQUAL(c->interval_ms, 5000);
@@ -170,8 +170,8 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(c->options[0].line, 32);
 	CU_ASSERT_EQUAL(c->options[0].col, 7);
 
-	c = config_find_check(cfg, "cache");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	c = &cfg->checks[1];
+	CU_ASSERT_STRING_EQUAL(c->name, "cache");
 	CU_ASSERT_STRING_EQUAL(opt(c, "url"), "redis://cache:6379");
 	/* Inherited from defaults. */
 	CU_ASSERT_EQUAL(c->interval_ms, 20000);
@@ -181,12 +181,11 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(c->warn_after_ms, 0);
 	CU_ASSERT_TRUE(c->critical);
 
-	c = config_find_check(cfg, "payments-api");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	c = &cfg->checks[2];
+	CU_ASSERT_STRING_EQUAL(c->name, "payments-api");
 	CU_ASSERT_FALSE(c->critical);
 	CU_ASSERT_STRING_EQUAL(c->plugin, "/opt/healthd/plugins/http.so");
 	CU_ASSERT_STRING_EQUAL(opt(c, "expect_status"), "200-299");
-	CU_ASSERT_PTR_NULL(config_find_check(cfg, "nope"));
 	config_free(cfg);
 }
 
@@ -624,8 +623,8 @@ static void test_options(void)
 	cfg = load_ok(yaml);
 	unsetenv("T_TOKEN");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	c = config_find_check(cfg, "web");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(cfg->n_checks, 1);
+	c = &cfg->checks[0];
 	CU_ASSERT_EQUAL(c->n_options, 9);
 	CU_ASSERT_STRING_EQUAL(opt(c, "url"), "http://x/");
 	CU_ASSERT_STRING_EQUAL(opt(c, "expect_status"), "200,204");
@@ -757,6 +756,108 @@ static void test_check_equal(void)
 	config_free(cfg);
 }
 
+/* The same value typed out or coming from ${...} behaves differently (only
+ * the latter is redacted), so a reload must not keep the old instance. */
+static void test_check_equal_expansions(void)
+{
+	const char *yaml =
+		"checks:\n"
+		"  - {name: a, plugin: p, options: {pw: hunter2-topsecret}}\n"
+		"  - {name: b, plugin: p, options: {pw: \"${T_PW}\"}}\n"
+		"  - {name: c, plugin: p, options: {pw: \"${T_PW_TOO}\"}}\n"
+		"  - {name: d, plugin: p, options: {pw: \"hunter2-${T_TOP}\"}}\n";
+	struct config *cfg;
+
+	clear_env();
+	setenv("T_PW", "hunter2-topsecret", 1);
+	setenv("T_PW_TOO", "hunter2-topsecret", 1);
+	setenv("T_TOP", "topsecret", 1);
+	cfg = load_ok(yaml);
+	unsetenv("T_PW");
+	unsetenv("T_PW_TOO");
+	unsetenv("T_TOP");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->n_checks, 4);
+	CU_ASSERT_EQUAL(config_check_equal(&cfg->checks[0], &cfg->checks[1]), 0);
+	CU_ASSERT_EQUAL(config_check_equal(&cfg->checks[1], &cfg->checks[0]), 0);
+	/* Another variable with the same value hides the same bytes. */
+	CU_ASSERT_EQUAL(config_check_equal(&cfg->checks[1], &cfg->checks[2]), 1);
+	/* Half typed, half expanded hides less. */
+	CU_ASSERT_EQUAL(config_check_equal(&cfg->checks[1], &cfg->checks[3]), 0);
+	CU_ASSERT_EQUAL(config_check_equal(&cfg->checks[3], &cfg->checks[1]), 0);
+	config_free(cfg);
+}
+
+static bool has_secret(const struct config_option *o, const char *s)
+{
+	for (size_t i = 0; i < o->n_secrets; i++)
+		if (!strcmp(o->secrets[i], s))
+			return true;
+	return false;
+}
+
+/* Every ${...} of an option value is a needle of its own; short ones are
+ * too common to hunt for; copies keep them. */
+static void test_option_secrets(void)
+{
+	char file[64], yaml[1024];
+	struct config *cfg;
+	struct config_check copy;
+	const struct config_option *o;
+
+	clear_env();
+	secret_file(file, sizeof(file), "from-a-file\n");
+	setenv("T_PW", "hunter2-topsecret", 1);
+	setenv("T_SHORT", "abc", 1);
+	unsetenv("T_UNSET");
+	snprintf(yaml, sizeof(yaml),
+		 "checks:\n"
+		 "  - name: db\n"
+		 "    plugin: p\n"
+		 "    options:\n"
+		 "      dsn: postgresql://u:${T_PW}@db/app\n"
+		 "      two: \"${T_UNSET:-a-default}/${file:%s}/${T_PW}\"\n"
+		 "      short: ${T_SHORT}\n"
+		 "      list: [x, \"${T_PW}\"]\n"
+		 "      map: {k: \"${file:%s}\"}\n"
+		 "      plain: hunter2-topsecret\n",
+		 file, file);
+	cfg = load_ok(yaml);
+	unlink(file);
+	unsetenv("T_PW");
+	unsetenv("T_SHORT");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->checks[0].n_options, 6);
+	o = &cfg->checks[0].options[0];
+	CU_ASSERT_STRING_EQUAL(o->value, "postgresql://u:hunter2-topsecret@db/app");
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	CU_ASSERT(has_secret(o, "hunter2-topsecret"));
+	o = &cfg->checks[0].options[1];
+	CU_ASSERT_EQUAL(o->n_secrets, 3);
+	CU_ASSERT(has_secret(o, "a-default"));
+	CU_ASSERT(has_secret(o, "from-a-file"));
+	CU_ASSERT(has_secret(o, "hunter2-topsecret"));
+	CU_ASSERT_EQUAL(cfg->checks[0].options[2].n_secrets, 0);
+	o = &cfg->checks[0].options[3];
+	CU_ASSERT_STRING_EQUAL(o->value, "x,hunter2-topsecret");
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	CU_ASSERT(has_secret(o, "hunter2-topsecret"));
+	o = &cfg->checks[0].options[4];
+	CU_ASSERT_STRING_EQUAL(o->key, "map.k");
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	CU_ASSERT(has_secret(o, "from-a-file"));
+	CU_ASSERT_EQUAL(cfg->checks[0].options[5].n_secrets, 0);
+
+	CU_ASSERT_EQUAL_FATAL(config_check_copy(&copy, &cfg->checks[0]), 0);
+	CU_ASSERT_EQUAL(copy.options[1].n_secrets, 3);
+	CU_ASSERT(has_secret(&copy.options[1], "from-a-file"));
+	CU_ASSERT_PTR_NOT_EQUAL(copy.options[1].secrets,
+				cfg->checks[0].options[1].secrets);
+	CU_ASSERT_EQUAL(config_check_equal(&copy, &cfg->checks[0]), 1);
+	config_check_clear(&copy);
+	config_free(cfg);
+}
+
 static void test_durations(void)
 {
 	static const struct {
@@ -802,6 +903,8 @@ static CU_TestInfo config_tests[] = {
 	{"details token file", test_token_file},
 	{"secrets stay out of messages", test_secrets},
 	{"check equality", test_check_equal},
+	{"check equality sees expansions", test_check_equal_expansions},
+	{"each expansion of an option is a secret", test_option_secrets},
 	{"durations", test_durations},
 	CU_TEST_INFO_NULL,
 };

@@ -397,11 +397,14 @@ static CU_TestInfo loader_tests[] = {
 
 static void test_redact(void)
 {
+	char *dsn[] = {"postgres://u:hunter22@h/db"}, *port[] = {"543"},
+	     *pw[] = {"hunter22"};
 	struct config_option opts[] = {
-		{.key = "dsn", .value = "postgres://u:hunter22@h/db", .expanded = true},
-		{.key = "query", .value = "SELECT 1", .expanded = false},
-		{.key = "port", .value = "543", .expanded = true}, /* too short */
-		{.key = "pw", .value = "hunter22", .expanded = true},
+		{.key = "dsn", .value = dsn[0], .secrets = dsn, .n_secrets = 1},
+		{.key = "query", .value = "SELECT 1"},
+		{.key = "port", .value = port[0], .secrets = port,
+		 .n_secrets = 1}, /* too short */
+		{.key = "pw", .value = pw[0], .secrets = pw, .n_secrets = 1},
 	};
 	struct config_check cc = {.name = "db", .options = opts, .n_options = 4};
 	struct healthd_check check;

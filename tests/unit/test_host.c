@@ -1,0 +1,224 @@
+/* Unit tests for host.c: what a plugin reports is redacted before it is cut
+ * short, every ${...} expansion of an option is looked for, and create()'s
+ * errors are redacted too. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "unit.h"
+
+#define SECRET "hunter2-topsecret"
+
+static char err[1024];
+
+/* The config `yaml`, loaded with T_SECRET=SECRET and T_PW=SECRET. */
+static struct config *load(const char *yaml)
+{
+	char path[] = "/tmp/healthd-test-host-XXXXXX";
+	struct config *cfg = NULL;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+	close(fd);
+	setenv("T_SECRET", SECRET, 1);
+	setenv("T_PW", SECRET, 1);
+	if (config_load(path, &cfg, err, sizeof(err)) < 0)
+		fprintf(stderr, "\nunexpected error: %s\n", err);
+	unsetenv("T_SECRET");
+	unsetenv("T_PW");
+	unlink(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	return cfg;
+}
+
+/* No 4-byte or longer prefix of the secret in `text`. */
+static void assert_no_prefix(const char *text)
+{
+	char prefix[sizeof(SECRET)];
+
+	for (size_t n = sizeof(SECRET) - 1; n >= 4; n--) {
+		memcpy(prefix, SECRET, n);
+		prefix[n] = '\0';
+		if (strstr(text, prefix)) {
+			fprintf(stderr, "\nleaked \"%s\"\n", prefix);
+			CU_FAIL("a prefix of the secret leaked");
+			return;
+		}
+	}
+}
+
+static const char *const secret_yaml =
+	"checks:\n"
+	"  - name: db\n"
+	"    plugin: p\n"
+	"    options:\n"
+	"      secret: ${T_SECRET}\n"
+	"      dsn: postgresql://u:${T_PW}@db/app\n"
+	"      query: SELECT 1\n";
+
+/* A secret straddling the message's 255-byte cut. */
+static void test_result_cut(void)
+{
+	struct config *cfg = load(secret_yaml);
+	struct healthd_check check;
+	struct healthd_result r;
+	char pad[300];
+
+	host_check_init(&check, &cfg->checks[0], NULL);
+	for (size_t at = 240; at < HOST_MESSAGE_MAX; at++) {
+		memset(pad, 'x', at);
+		pad[at] = '\0';
+		host_result_init(&r, &check);
+		host_api.result(&r, HEALTHD_FAIL, "%s%s\n", pad, SECRET);
+		assert_no_prefix(r.message);
+		CU_ASSERT(strlen(r.message) < HOST_MESSAGE_MAX);
+		if (at + 3 < HOST_MESSAGE_MAX) {
+			CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "***"));
+		}
+		host_result_clear(&r);
+	}
+	/* Still cut between UTF-8 characters, and kept on one line. */
+	host_result_init(&r, &check);
+	char wide[401] = "";
+	for (int i = 0; i < 200; i++)
+		strcat(wide, "\xc3\xa9");
+	host_api.result(&r, HEALTHD_FAIL, "%s\r\n", wide);
+	CU_ASSERT_EQUAL(strlen(r.message), 254);
+	host_api.result(&r, HEALTHD_FAIL, "a\nb %s\tc", SECRET);
+	CU_ASSERT_STRING_EQUAL(r.message, "a b *** c");
+	host_result_clear(&r);
+	config_free(cfg);
+}
+
+/* A log line is redacted before it is cut to 1024 bytes as well. */
+static void test_log_cut(void)
+{
+	struct config *cfg = load(secret_yaml);
+	struct healthd_check check;
+	char path[] = "/tmp/healthd-test-host-log-XXXXXX";
+	char line[2048], pad[1100];
+	int fd = mkstemp(path), saved = dup(2);
+	FILE *f;
+	size_t n;
+
+	CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+	host_check_init(&check, &cfg->checks[0], NULL);
+	log_configure(LOG_DEBUG, LOG_TEXT);
+	fflush(stderr);
+	dup2(fd, 2);
+	for (size_t at = 1010; at < 1024; at++) {
+		memset(pad, 'x', at);
+		pad[at] = '\0';
+		host_api.log(&check, HEALTHD_LOG_ERROR, "%s%s", pad, SECRET);
+	}
+	log_flush(2000); /* lines are written by the log's own thread */
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	log_configure(LOG_INFO, LOG_JSON);
+	f = fdopen(fd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	rewind(f);
+	for (n = 0; fgets(line, sizeof(line), f); n++)
+		assert_no_prefix(line);
+	CU_ASSERT_EQUAL(n, 14);
+	fclose(f);
+	unlink(path);
+	config_free(cfg);
+}
+
+/* Each ${...} of a value is looked for on its own: the password inside a
+ * DSN is hidden wherever it shows, the rest of the DSN is not. */
+static void test_expansion_inside_value(void)
+{
+	struct config *cfg = load("checks:\n"
+				  "  - name: db\n"
+				  "    plugin: p\n"
+				  "    options: {dsn: \"postgresql://u:${T_PW}@db/app\"}\n");
+	struct healthd_check check;
+	struct healthd_result r;
+
+	host_check_init(&check, &cfg->checks[0], NULL);
+	host_result_init(&r, &check);
+	host_api.result(&r, HEALTHD_FAIL, "dial %s: password %s refused",
+			"postgresql://u:" SECRET "@db/app", SECRET);
+	CU_ASSERT_STRING_EQUAL(r.message,
+			       "dial postgresql://u:***@db/app: password *** refused");
+	host_api.detail_str(&r, "user", "u:" SECRET "@");
+	CU_ASSERT_STRING_EQUAL(json_object_get_string(
+				       json_object_object_get(r.details, "user")),
+			       "u:***@");
+	host_result_clear(&r);
+	config_free(cfg);
+}
+
+/* The directory the test plugins are built in, next to this test. */
+static void plugin_dir(char *dir, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	CU_ASSERT_FATAL(n > 0);
+	exe[n] = '\0';
+	snprintf(dir, len, "%s/plugins", dirname(exe));
+}
+
+/* A plugin quoting an expanded option in create()'s error. */
+static void test_create_error(void)
+{
+	struct config *cfg = load("checks:\n"
+				  "  - name: echo\n"
+				  "    plugin: echoplug\n"
+				  "    options: {value: \"key=${T_SECRET}\"}\n");
+	char dir[PATH_MAX], *dirs[] = {dir};
+	struct check *c = NULL;
+
+	plugin_dir(dir, sizeof(dir));
+	err[0] = '\0';
+	CU_ASSERT_EQUAL(check_create("healthd.yaml", &cfg->checks[0], dirs, 1,
+				     &c, err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_STRING_EQUAL(err, "healthd.yaml:2:5: check \"echo\": "
+				    "value: \"key=***\" is not accepted");
+	assert_no_prefix(err);
+	config_free(cfg);
+}
+
+static CU_TestInfo host_tests[] = {
+	{"result redacted before the cut", test_result_cut},
+	{"log line redacted before the cut", test_log_cut},
+	{"each expansion of a value redacted", test_expansion_inside_value},
+	{"create() errors redacted", test_create_error},
+	CU_TEST_INFO_NULL,
+};
+
+static int host_suite_init(void)
+{
+	return loader_init();
+}
+
+static int host_suite_clean(void)
+{
+	loader_exit();
+	return 0;
+}
+
+void unit_register(void)
+{
+	CU_pSuite s = CU_add_suite("host", host_suite_init, host_suite_clean);
+
+	for (CU_TestInfo *t = host_tests; t->pName; t++)
+		CU_add_test(s, t->pName, t->pTestFunc);
+}
