@@ -7,33 +7,26 @@
 #include "check.h"
 #include "log.h"
 
-int check_create(const char *file, const struct config_check *cc,
-		 char *const *plugin_dirs, size_t n_dirs, struct check **out,
-		 char *err, size_t errlen)
+/* The plugin loaded here and its instance made here. */
+static int check_create_inline(struct check *c, const char *file,
+			       char *const *plugin_dirs, size_t n_dirs,
+			       char *err, size_t errlen)
 {
+	const struct config_check *cc = &c->def;
 	char why[512];
 	int rc;
-	struct check *c = calloc(1, sizeof(*c));
 
-	if (!c)
-		return -ENOMEM;
-	c->refs = 1;
-	c->counters.status = STATUS_PENDING;
-	c->counters.last_result = STATUS_PENDING;
-	rc = config_check_copy(&c->def, cc);
-	if (rc < 0)
-		goto fail;
 	rc = loader_open(cc->plugin, plugin_dirs, n_dirs, &c->plugin, why,
 			 sizeof(why));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s:%d:%d: check \"%s\": %s", file,
 			 cc->line, cc->col, cc->name, why);
-		goto fail;
+		return rc;
 	}
-	rc = host_check_options(file, &c->def, c->plugin->desc, err, errlen);
+	rc = host_check_options(file, cc, c->plugin->desc, err, errlen);
 	if (rc < 0)
-		goto fail;
-	host_check_init(&c->handle, &c->def, c->plugin->desc->options);
+		return rc;
+	host_check_init(&c->handle, cc, c->plugin->desc->options);
 	why[0] = '\0';
 	rc = c->plugin->desc->create(&host_api, &c->handle, &c->instance, why,
 				     sizeof(why));
@@ -45,16 +38,72 @@ int check_create(const char *file, const struct config_check *cc,
 			 cc->line, cc->col, cc->name,
 			 why[0] ? why : "plugin refused its options");
 		c->instance = NULL;
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
+
+int check_create(const char *file, const struct config_check *cc,
+		 char *const *plugin_dirs, size_t n_dirs, struct check **out,
+		 char *err, size_t errlen)
+{
+	int rc;
+	struct check *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->refs = 1;
+	c->counters.status = STATUS_PENDING;
+	c->counters.last_result = STATUS_PENDING;
+	rc = config_check_copy(&c->def, cc);
+	if (rc < 0)
+		goto fail;
+	if (cc->isolation == ISOLATION_INLINE) {
+		rc = check_create_inline(c, file, plugin_dirs, n_dirs, err,
+					 errlen);
+		if (rc == 0)
+			c->plugin_name = strdup(c->plugin->desc->name);
+	} else {
+		/* The handle serves redaction only: the plugin's own is in
+		 * its host. */
+		host_check_init(&c->handle, &c->def, NULL);
+		rc = isolate_create(file, &c->def, &c->handle, plugin_dirs,
+				    n_dirs, &c->iso, err, errlen);
+		if (rc == 0)
+			c->plugin_name = strdup(isolate_plugin_name(c->iso));
+	}
+	if (rc == 0 && !c->plugin_name) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	if (rc < 0)
+		goto fail;
 	*out = c;
 	return 0;
 fail:
+	if (c->instance)
+		c->plugin->desc->destroy(c->instance);
 	if (c->plugin)
 		loader_release(c->plugin);
+	isolate_destroy(c->iso);
+	free(c->plugin_name);
 	config_check_clear(&c->def);
 	free(c);
 	return rc < 0 ? rc : -EINVAL;
+}
+
+void check_run(struct check *c, int64_t deadline, struct healthd_result *r)
+{
+	if (c->iso)
+		isolate_run(c->iso, deadline, r);
+	else
+		c->plugin->desc->check(&host_api, c->instance, deadline, r);
+}
+
+bool check_plugin_current(const struct check *c, char *const *dirs,
+			  size_t n_dirs)
+{
+	return !c->iso || isolate_current(c->iso, c->def.plugin, dirs, n_dirs);
 }
 
 struct check *check_ref(struct check *c)
@@ -68,8 +117,13 @@ void check_unref(struct check *c)
 	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	check_unref(c->sched.successor);
-	c->plugin->desc->destroy(c->instance);
-	loader_release(c->plugin);
+	if (c->iso) {
+		isolate_destroy(c->iso);
+	} else {
+		c->plugin->desc->destroy(c->instance);
+		loader_release(c->plugin);
+	}
+	free(c->plugin_name);
 	config_check_clear(&c->def);
 	free(c->details);
 	free(c);

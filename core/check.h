@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "host.h"
+#include "isolate.h"
 #include "loader.h"
 #include "state.h"
 
@@ -51,9 +52,11 @@ struct check_sched {
 
 struct check {
 	struct config_check def; /* deep copy */
-	struct plugin *plugin;
-	void *instance;
-	struct healthd_check handle; /* what the plugin sees */
+	struct plugin *plugin;       /* inline: the plugin, loaded here */
+	void *instance;              /* inline: its instance */
+	struct iso_instance *iso;    /* process: the instance in its host */
+	char *plugin_name;           /* as the plugin declares it */
+	struct healthd_check handle; /* what an inline plugin sees; redaction */
 	int refs;                    /* atomic */
 
 	/* lock: */
@@ -77,6 +80,15 @@ int check_create(const char *file, const struct config_check *cc,
 struct check *check_ref(struct check *c);
 /* The last reference destroys the instance and releases the plugin. */
 void check_unref(struct check *c);
+
+/* Run once, inline or in the plugin's host; fills `r` as check() does. */
+void check_run(struct check *c, int64_t deadline, struct healthd_result *r);
+
+/* Whether the plugin file `dirs` lead to is still the one the check's
+ * instance came from (a rebuilt plugin, renamed over the old file, is
+ * picked up by a reload).  Inline plugins stay loaded: always true. */
+bool check_plugin_current(const struct check *c, char *const *dirs,
+			  size_t n_dirs);
 
 /* Take over status and history from the check this one replaces. */
 void check_inherit(struct check *c, const struct check *old);

@@ -948,6 +948,36 @@ static int field_duration(struct ctx *c, const struct at *a, bool zero_ok,
 }
 
 /* One of `names` (NULL-terminated); *out is its index. */
+/* A size: bytes, or a number with KiB, MiB or GiB. */
+static int field_size(struct ctx *c, const struct at *a, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t scale;
+	} units[] = {{"KiB", 1024}, {"MiB", 1024 * 1024},
+		     {"GiB", 1024 * 1024 * 1024}, {"", 1}};
+	char *s, *end;
+	int rc = -1;
+
+	if (field_text(c, a, "a size", &s) < 0)
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (!errno && end != s && v > 0 && v <= INT64_MAX / units[i].scale) {
+			*out = v * units[i].scale;
+			rc = 0;
+		}
+		break;
+	}
+	if (rc < 0)
+		at_bad(c, a, "is not a size (use KiB, MiB or GiB, e.g. 256MiB)");
+	config_secret_free(s);
+	return rc;
+}
+
 static int field_enum(struct ctx *c, const struct at *a,
 		      const char *const *names, int *out)
 {
@@ -974,10 +1004,15 @@ static int field_enum(struct ctx *c, const struct at *a,
 
 /* --- checks -------------------------------------------------------------- */
 
-struct timing {
+/* What `defaults:` sets and a check may override. */
+struct inherited {
 	int64_t interval_ms, timeout_ms;
 	int failure_threshold, success_threshold;
+	int isolation; /* enum config_isolation */
+	int64_t max_rss;
 };
+
+static const char *const isolation_names[] = {"process", "inline", NULL};
 
 static void option_clear(struct config_option *o)
 {
@@ -1098,13 +1133,15 @@ static int options_load(struct ctx *c, struct config_check *chk,
 
 static const char *const check_keys[] = {
 	"name", "plugin", "critical", "interval", "timeout", "warn_after",
-	"failure_threshold", "success_threshold", "options", NULL,
+	"failure_threshold", "success_threshold", "isolation",
+	"isolation_max_rss", "options", NULL,
 };
 
-/* interval, timeout and the thresholds of `map` (the defaults section or
- * one check) over what *t holds; `prefix` starts each label. */
-static int timing_load(struct ctx *c, const struct node *map,
-		       const char *prefix, struct timing *t)
+/* interval, timeout, the thresholds and the isolation of `map` (the
+ * defaults section or one check) over what *t holds; `prefix` starts each
+ * label. */
+static int inherited_load(struct ctx *c, const struct node *map,
+		       const char *prefix, struct inherited *t)
 {
 	char l_int[48], l_tmo[48], l_fail[48], l_succ[48];
 	struct at interval, timeout, a;
@@ -1135,15 +1172,23 @@ static int timing_load(struct ctx *c, const struct node *map,
 	if (map_get(map, "success_threshold", l_succ, &a) &&
 	    field_int(c, &a, 1, INT_MAX, &t->success_threshold) < 0)
 		return -1;
+	snprintf(l_fail, sizeof(l_fail), "%sisolation", prefix);
+	if (map_get(map, "isolation", l_fail, &a) &&
+	    field_enum(c, &a, isolation_names, &t->isolation) < 0)
+		return -1;
+	snprintf(l_fail, sizeof(l_fail), "%sisolation_max_rss", prefix);
+	if (map_get(map, "isolation_max_rss", l_fail, &a) &&
+	    field_size(c, &a, &t->max_rss) < 0)
+		return -1;
 	return 0;
 }
 
 static int check_load(struct ctx *c, const struct node *map, size_t idx,
-		      struct config *cfg, const struct timing *d,
+		      struct config *cfg, const struct inherited *d,
 		      struct hsearch_data *names)
 {
 	struct config_check *chk = &cfg->checks[idx];
-	struct timing t = *d;
+	struct inherited t = *d;
 	struct at name, a;
 	char where[128];
 
@@ -1189,12 +1234,14 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 	if (map_get(map, "critical", "critical", &a) &&
 	    field_bool(c, &a, &chk->critical) < 0)
 		return -1;
-	if (timing_load(c, map, "", &t) < 0)
+	if (inherited_load(c, map, "", &t) < 0)
 		return -1;
 	chk->interval_ms = t.interval_ms;
 	chk->timeout_ms = t.timeout_ms;
 	chk->failure_threshold = t.failure_threshold;
 	chk->success_threshold = t.success_threshold;
+	chk->isolation = (enum config_isolation)t.isolation;
+	chk->max_rss = t.max_rss;
 	if (map_get(map, "warn_after", "warn_after", &a)) {
 		if (field_duration(c, &a, true, &chk->warn_after_ms) < 0)
 			return -1;
@@ -1212,11 +1259,12 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 }
 
 static const char *const defaults_keys[] = {
-	"interval", "timeout", "failure_threshold", "success_threshold", NULL,
+	"interval", "timeout", "failure_threshold", "success_threshold",
+	"isolation", "isolation_max_rss", NULL,
 };
 
 static int defaults_load(struct ctx *c, const struct node *root,
-			 struct timing *d)
+			 struct inherited *d)
 {
 	const struct node *sec;
 
@@ -1224,15 +1272,17 @@ static int defaults_load(struct ctx *c, const struct node *root,
 	d->timeout_ms = 3000;
 	d->failure_threshold = 3;
 	d->success_threshold = 1;
+	d->isolation = ISOLATION_PROCESS;
+	d->max_rss = CONFIG_MAX_RSS_DEFAULT;
 	if (section(c, root, "defaults", defaults_keys, &sec) < 0)
 		return -1;
-	return timing_load(c, sec, "defaults.", d);
+	return inherited_load(c, sec, "defaults.", d);
 }
 
 static int checks_load(struct ctx *c, const struct node *root,
 		       struct config *cfg)
 {
-	struct timing d;
+	struct inherited d;
 	struct at a;
 
 	if (defaults_load(c, root, &d) < 0)
@@ -1656,6 +1706,7 @@ int config_check_equal(const struct config_check *a,
 	    a->warn_after_ms != b->warn_after_ms ||
 	    a->failure_threshold != b->failure_threshold ||
 	    a->success_threshold != b->success_threshold ||
+	    a->isolation != b->isolation || a->max_rss != b->max_rss ||
 	    a->n_options != b->n_options)
 		return 0;
 	/* Keys are unique within a check, so equal counts and every key of

@@ -37,6 +37,14 @@ struct config_option {
 	int line, col; /* of the key, 1-based */
 };
 
+enum config_isolation {
+	ISOLATION_PROCESS, /* in a plugin host process (isolate.h) */
+	ISOLATION_INLINE,  /* in the daemon itself */
+};
+
+/* A plugin host past this resident size is replaced between runs. */
+#define CONFIG_MAX_RSS_DEFAULT (256LL * 1024 * 1024)
+
 struct config_check {
 	char *name;   /* [a-z0-9][a-z0-9_.-]*, unique */
 	char *plugin; /* NAME or a path to a .so */
@@ -46,6 +54,8 @@ struct config_check {
 	int64_t warn_after_ms; /* 0: off */
 	int failure_threshold;
 	int success_threshold;
+	enum config_isolation isolation;
+	int64_t max_rss; /* bytes, of its plugin host */
 	struct config_option *options;
 	size_t n_options;
 	int line, col; /* of the check's mapping, 1-based */

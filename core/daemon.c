@@ -87,11 +87,14 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 	v->last_reload_ok = !d->last_reload_error;
 	v->last_reload_error = dup_or_null(d->last_reload_error);
 	v->restart_required = d->restart_required;
+	v->n_restarts = isolate_metrics(v->restarts, RENDER_RESTARTS_MAX,
+					&v->plugin_hosts);
 	for (size_t i = 0; i < n; i++) {
 		const struct check *c = checks[i];
 		struct check_view *cv = &v->checks[i];
 		cv->name = strdup(c->def.name);
-		cv->plugin = strdup(c->plugin->desc->name);
+		cv->plugin = strdup(c->plugin_name);
+		cv->isolation = c->iso ? "process" : "inline";
 		cv->critical = c->def.critical;
 		cv->status = c->counters.status;
 		cv->last_result = c->counters.last_result;
@@ -207,7 +210,9 @@ static int checks_build(const struct config *cfg, struct check *const *running,
 		const struct config_check *cc = &cfg->checks[i];
 		struct check *same = check_find(running, n_running, cc->name);
 
-		if (same && config_check_equal(&same->def, cc)) {
+		if (same && config_check_equal(&same->def, cc) &&
+		    check_plugin_current(same, cfg->plugin_dirs,
+					 cfg->n_plugin_dirs)) {
 			checks[i] = check_ref(same);
 			continue;
 		}
@@ -229,13 +234,17 @@ int daemon_check_config(const char *config_path, char *err, size_t errlen)
 
 	if (config_load(config_path, &cfg, err, errlen) < 0)
 		return -1;
-	if (checks_build(cfg, NULL, 0, &checks, err, errlen) < 0) {
+	if (isolate_start() < 0) {
+		snprintf(err, errlen, "cannot start the plugin host supervisor");
 		config_free(cfg);
 		return -1;
 	}
-	checks_free(checks, cfg->n_checks);
+	int rc = checks_build(cfg, NULL, 0, &checks, err, errlen);
+	if (rc == 0)
+		checks_free(checks, cfg->n_checks);
+	isolate_stop();
 	config_free(cfg);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /* --- start ------------------------------------------------------------------- */
@@ -273,6 +282,10 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 	if (!d->fixed.listen ||
 	    !(d->sched = scheduler_new(d->cfg->workers, daemon_changed, d)))
 		goto oom;
+	if (isolate_start() < 0) {
+		snprintf(err, errlen, "cannot start the plugin host supervisor");
+		goto fail;
+	}
 	if (checks_build(d->cfg, NULL, 0, &checks, err, errlen) < 0)
 		goto fail;
 	if (scheduler_replace(d->sched, checks, d->cfg->n_checks, false) < 0) {
@@ -404,6 +417,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 	pthread_mutex_unlock(&d->publish);
 	config_free(old);
 	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs, cfg->hash);
+	watch_dirs(d->watch, cfg->plugin_dirs, cfg->n_plugin_dirs);
 	log_info("config generation %llu: %zu check%s",
 		 (unsigned long long)d->generation, cfg->n_checks,
 		 cfg->n_checks == 1 ? "" : "s");
@@ -442,6 +456,7 @@ int daemon_run(struct daemon *d)
 	}
 	d->watch = watch_open(d->config_path);
 	watch_inputs(d->watch, d->cfg->inputs, d->cfg->n_inputs, d->cfg->hash);
+	watch_dirs(d->watch, d->cfg->plugin_dirs, d->cfg->n_plugin_dirs);
 	for (;;) {
 		int64_t now = clock_mono_ms();
 		int64_t until = next_refresh;
@@ -489,8 +504,13 @@ int daemon_run(struct daemon *d)
 		}
 		if (reload_at && now >= reload_at) {
 			reload_at = 0;
-			if (watch_changed(d->watch) && !drain_end)
-				daemon_reload(d, "file changed");
+			/* A reload that failed is tried again on any event: a
+			 * plugin it missed may have been dropped in.  Only this
+			 * thread writes last_reload_error. */
+			bool changed = watch_changed(d->watch);
+			if ((changed || d->last_reload_error) && !drain_end)
+				daemon_reload(d, changed ? "file changed"
+						 : "retrying the failed reload");
 		}
 		if (drain_end && now >= drain_end)
 			break;
@@ -577,13 +597,14 @@ bool daemon_free(struct daemon *d)
 	d->http = NULL;
 	pthread_mutex_unlock(&d->publish);
 	http_stop(h);
-	if (d->sched && !scheduler_stop(d->sched)) {
+	if (d->sched && !scheduler_stop(d->sched, isolate_kill_running)) {
 		/* A plugin is still inside check(): its instance, plugin and
 		 * config must stay; the process is about to exit. */
 		log_warn("a check is still running past its deadline; leaving it");
 		return false;
 	}
 	scheduler_free(d->sched);
+	isolate_stop();
 	snapshot_unref(d->pending);
 	config_free(d->cfg);
 	free(d->last_reload_error);

@@ -149,6 +149,15 @@ static void host_format(const struct healthd_check *check, char *out,
 	config_secret_free(full);
 }
 
+/* Where plugins' log lines go: the daemon's log, or in a plugin host the
+ * socket to the daemon. */
+static host_log_sink_fn host_log_sink;
+
+void host_set_log_sink(host_log_sink_fn sink)
+{
+	host_log_sink = sink;
+}
+
 static void host_log(const struct healthd_check *check,
 		     enum healthd_log_level level, const char *fmt, ...)
 {
@@ -162,7 +171,11 @@ static void host_log(const struct healthd_check *check,
 	va_start(ap, fmt);
 	host_format(check, line, sizeof(line), fmt, ap);
 	va_end(ap);
-	log_write((enum log_level)level, check ? check->name : NULL, "%s", line);
+	if (host_log_sink)
+		host_log_sink(check, level, line);
+	else
+		log_write((enum log_level)level, check ? check->name : NULL,
+			  "%s", line);
 }
 
 static void host_result(struct healthd_result *result,

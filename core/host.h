@@ -52,6 +52,12 @@ void host_result_init(struct healthd_result *result,
 		      const struct healthd_check *check);
 void host_result_clear(struct healthd_result *result); /* frees details */
 
+/* Plugins' log lines, formatted and redacted, go to the daemon's log
+ * unless a sink is set (a plugin host sends them to the daemon). */
+typedef void (*host_log_sink_fn)(const struct healthd_check *check,
+				 enum healthd_log_level level, const char *line);
+void host_set_log_sink(host_log_sink_fn sink);
+
 /* Replace, in place, every secret of `check`'s options (what each ${...}
  * in a value produced, CONFIG_SECRET_MIN bytes or longer) with "***":
  * whatever a plugin reports, a secret handed to it through the config is

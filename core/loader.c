@@ -346,6 +346,26 @@ fail:
 	return rc;
 }
 
+int loader_locate(const char *name, char *const *dirs, size_t n_dirs,
+		  char *path, char *real, char **base, char *err, size_t errlen)
+{
+	int rc;
+
+	*base = NULL;
+	rc = loader_find(name, dirs, n_dirs, path, PATH_MAX, base, err, errlen);
+	if (rc == 0 && !realpath(path, real)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	}
+	if (rc == 0)
+		rc = loader_check_file(path, real, err, errlen);
+	if (rc != 0) {
+		free(*base);
+		*base = NULL;
+	}
+	return rc;
+}
+
 int loader_open(const char *name, char *const *dirs, size_t n_dirs,
 		struct plugin **out, char *err, size_t errlen)
 {
@@ -354,16 +374,7 @@ int loader_open(const char *name, char *const *dirs, size_t n_dirs,
 	int rc;
 
 	*out = NULL;
-	rc = loader_find(name, dirs, n_dirs, path, sizeof(path), &base, err,
-			 errlen);
-	if (rc != 0)
-		goto out;
-	if (!realpath(path, real)) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		goto out;
-	}
-	rc = loader_check_file(path, real, err, errlen);
+	rc = loader_locate(name, dirs, n_dirs, path, real, &base, err, errlen);
 	if (rc != 0)
 		goto out;
 

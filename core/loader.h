@@ -36,6 +36,13 @@ void loader_exit(void);
 int loader_open(const char *name, char *const *dirs, size_t n_dirs,
 		struct plugin **out, char *err, size_t errlen);
 
+/* Find and vet the file `name` names, as loader_open() does, without
+ * loading it: the path as found and its resolved form (PATH_MAX bytes
+ * each), and in *base (malloc'd) the name the plugin must declare.  A
+ * plugin host loads the file; the daemon never maps its code. */
+int loader_locate(const char *name, char *const *dirs, size_t n_dirs,
+		  char *path, char *real, char **base, char *err, size_t errlen);
+
 /* Drop a reference; the last one unloads the file. */
 void loader_release(struct plugin *plugin);
 

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
+#include "plughost.h"
 
 #define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
 /* How long exit waits for queued log lines: stderr may never drain. */
@@ -51,6 +52,10 @@ int main(int argc, char **argv)
 	bool check_only = false, once = false, json = false;
 	char err[1024];
 	int opt, rc;
+
+	/* A plugin host: healthd started by itself (plughost.h). */
+	if (getenv(PLUGHOST_ENV))
+		return plughost_main();
 
 	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
 		switch (opt) {

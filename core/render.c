@@ -102,6 +102,7 @@ static json_object *check_object(const struct check_view *c, bool redact)
 	json_object *o = json_object_new_object();
 
 	add(o, "plugin", json_object_new_string(c->plugin));
+	add(o, "isolation", c->isolation ? json_object_new_string(c->isolation) : NULL);
 	add(o, "critical", json_object_new_boolean(c->critical));
 	add(o, "status", json_object_new_string(state_status_name(c->status)));
 	add(o, "last_result",
@@ -420,6 +421,19 @@ char *render_metrics(const struct health_view *v)
 		  "Runs since the check was created.", "counter", runs);
 	per_check(f, v, "healthd_check_failures_total",
 		  "Failed runs, timeouts included.", "counter", failures);
+	fprintf(f, "# HELP healthd_plugin_hosts Plugin host processes running.\n"
+		   "# TYPE healthd_plugin_hosts gauge\n"
+		   "healthd_plugin_hosts %d\n", v->plugin_hosts);
+	fprintf(f, "# HELP healthd_plugin_host_restarts_total Plugin hosts replaced, by why: crash, timeout (a run hung), memory (isolation_max_rss), protocol.\n"
+		   "# TYPE healthd_plugin_host_restarts_total counter\n");
+	for (size_t i = 0; i < v->n_restarts; i++) {
+		char plugin[512];
+
+		label_escape(plugin, sizeof(plugin), v->restarts[i].plugin);
+		fprintf(f, "healthd_plugin_host_restarts_total{plugin=\"%s\",reason=\"%s\"} %llu\n",
+			plugin, v->restarts[i].reason,
+			(unsigned long long)v->restarts[i].count);
+	}
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;

@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "isolate.h"
 #include "state.h"
+
+/* Plugin host restarts listed in /metrics (plugins x reasons). */
+#define RENDER_RESTARTS_MAX 64
 
 struct check_view {
 	char *name;
@@ -28,6 +32,7 @@ struct check_view {
 	uint64_t runs;
 	uint64_t failures; /* failed runs since the check was created */
 	bool warming; /* added by a reload, no result yet: left out of verdicts */
+	const char *isolation; /* "process" or "inline"; static */
 };
 
 struct health_view {
@@ -41,6 +46,9 @@ struct health_view {
 	bool restart_required;   /* the config changes a setting only a restart applies */
 	struct check_view *checks;
 	size_t n_checks;
+	struct isolate_restarts restarts[RENDER_RESTARTS_MAX];
+	size_t n_restarts;
+	int plugin_hosts; /* running */
 };
 
 enum render_format {

@@ -313,7 +313,7 @@ static void *worker_main(void *arg)
 		host_result_init(&r, &c->handle);
 		double t0 = clock_mono_s();
 		int64_t start = clock_mono_ms();
-		c->plugin->desc->check(&host_api, c->instance, deadline, &r);
+		check_run(c, deadline, &r);
 		double ms = (clock_mono_s() - t0) * 1000.0;
 
 		pthread_mutex_lock(&s->lock);
@@ -667,7 +667,7 @@ int64_t scheduler_heartbeat(const struct scheduler *s)
 	return __atomic_load_n(&s->heartbeat, __ATOMIC_ACQUIRE);
 }
 
-bool scheduler_stop(struct scheduler *s)
+bool scheduler_stop(struct scheduler *s, void (*overdue)(void))
 {
 	int64_t last = 0;
 
@@ -689,6 +689,18 @@ bool scheduler_stop(struct scheduler *s)
 	while (s->workers_alive > 0 && clock_mono_ms() < last) {
 		struct timespec ts = clock_timespec(last);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
+	}
+	/* Runs still in flight are past it: `overdue` ends those it can
+	 * (a plugin host is killed), and their workers return. */
+	if (s->runs_in_flight && overdue) {
+		pthread_mutex_unlock(&s->lock);
+		overdue();
+		pthread_mutex_lock(&s->lock);
+		last = clock_mono_ms() + 1000;
+		while (s->runs_in_flight && clock_mono_ms() < last) {
+			struct timespec ts = clock_timespec(last);
+			pthread_cond_timedwait(&s->done, &s->lock, &ts);
+		}
 	}
 	/* Idle workers leave at once; give them a moment to do so. */
 	int64_t grace = clock_mono_ms() + 100;

@@ -60,11 +60,13 @@ int64_t scheduler_heartbeat(const struct scheduler *s);
 
 /*
  * Stop starting runs and wait until the runs in flight have returned or
- * reached their deadlines.  Returns true when every worker has exited; false
- * when a plugin is still inside check() (its instance must then be left
- * alone).  Then scheduler_free() releases what is safe to release.
+ * reached their deadlines (and the grace); then `overdue`, if set, is
+ * called to end the runs still in flight, and they get a second more.
+ * Returns true when every worker has exited; false when a plugin is still
+ * inside check() (its instance must then be left alone).  Then
+ * scheduler_free() releases what is safe to release.
  */
-bool scheduler_stop(struct scheduler *s);
+bool scheduler_stop(struct scheduler *s, void (*overdue)(void));
 void scheduler_free(struct scheduler *s);
 
 #endif /* HEALTHD_SCHEDULER_H */

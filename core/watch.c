@@ -71,6 +71,13 @@ static int watch_dir_of(struct watch *w, const char *path)
 	return rc;
 }
 
+void watch_dirs(struct watch *w, char *const *dirs, size_t n)
+{
+	for (size_t i = 0; w && i < n; i++)
+		if (inotify_add_watch(w->fd, dirs[i], WATCH_EVENTS) < 0)
+			log_debug("cannot watch %s: %s", dirs[i], strerror(errno));
+}
+
 static void paths_free(struct watch *w)
 {
 	for (size_t i = 0; i < w->n; i++)

@@ -27,6 +27,11 @@ void watch_close(struct watch *w);
 void watch_inputs(struct watch *w, char *const *paths, size_t n,
 		  uint64_t loaded);
 
+/* Also watch these directories (plugin_dirs): a plugin file dropped in
+ * makes an event, so a reload that failed for it is tried again.  A
+ * directory that does not exist is skipped. */
+void watch_dirs(struct watch *w, char *const *dirs, size_t n);
+
 /* The descriptor to poll for POLLIN. */
 int watch_fd(const struct watch *w);
 

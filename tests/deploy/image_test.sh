@@ -165,4 +165,56 @@ podman logs "$CTR" 2>&1 | tail -n 3
 [ "$RC" = 0 ] || fail "exit code $RC, want 0"
 python3 -c "import sys; sys.exit(0 if $ELAPSED < $DRAIN_S + 5 else 1)" || fail "took ${ELAPSED}s to stop"
 
+step "a plugin host in the image: no zombie left under PID 1"
+# misbehave (a test plugin, from the build tree) starts a child that ignores
+# SIGTERM and hangs: its plugin host is killed 1 s past the 3 s deadline, with
+# its process group.  The child, reparented to healthd as PID 1, must be
+# reaped.
+PLUGIN=${HEALTHD_BUILD_DIR:-}/tests/plugins/misbehave.so
+[ -f "$PLUGIN" ] || fail "$PLUGIN is not built (run through ctest, or set HEALTHD_BUILD_DIR)"
+cat >"$WORK/zombie.yaml" <<YAML
+log: {level: info, format: json}
+plugin_dirs: [/usr/lib/healthd/plugins, /opt/healthd/plugins]
+checks:
+  - {name: hangs, plugin: misbehave, critical: false, interval: 1h, timeout: 3s,
+     options: {check: fork_hang}}
+YAML
+chmod 0644 "$WORK/zombie.yaml"
+podman run -d --name "$CTR-z" --network=none \
+	--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
+	--user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges \
+	-v "$PLUGIN:/opt/healthd/plugins/misbehave.so:ro" \
+	-v "$WORK/zombie.yaml:/etc/healthd-test/healthd.yaml:ro" \
+	"$TAG" -c /etc/healthd-test/healthd.yaml >/dev/null
+trap 'podman rm -f -t 0 "$CTR-z" >/dev/null 2>&1 || true; cleanup' EXIT
+procs() { # every process: "pid state name"
+	podman exec "$CTR-z" sh -c 'for d in /proc/[0-9]*; do
+		s=$(cat $d/stat 2>/dev/null) || continue
+		echo "${s%% (*} $(echo "${s##*) }" | cut -d" " -f1) $(tr "\0" " " <$d/cmdline)"
+	done'
+}
+# (Whole outputs into variables: grep -q would end `procs` early, and
+# pipefail would call that a failure.)
+for _ in $(seq 1 50); do
+	PS_OUT=$(procs)
+	grep -q 'healthd: plugin misbehave' <<<"$PS_OUT" && break
+	sleep 0.1
+done
+grep -q 'healthd: plugin misbehave' <<<"$PS_OUT" || { echo "$PS_OUT"; podman logs "$CTR-z"; fail "no plugin host process"; }
+echo "plugin host running: $(grep 'healthd: plugin misbehave' <<<"$PS_OUT")"
+for _ in $(seq 1 100); do
+	LOGS=$(podman logs "$CTR-z" 2>&1)
+	grep -q 'replacing its host' <<<"$LOGS" && break
+	sleep 0.1
+done
+grep -q 'replacing its host' <<<"$LOGS" || { echo "$LOGS"; fail "the hung host was not replaced"; }
+sleep 4  # the child's 2 s as a zombie, a 1 s sweep, and margin
+PS_OUT=$(procs)
+ZOMBIES=$(awk '$2 == "Z"' <<<"$PS_OUT" | wc -l)
+sed 's/^/  /' <<<"$PS_OUT"
+[ "$ZOMBIES" = 0 ] || fail "$ZOMBIES zombie(s) under PID 1"
+podman stop -t 10 "$CTR-z" >/dev/null
+[ "$(podman inspect "$CTR-z" --format '{{.State.ExitCode}}')" = 0 ] || { podman logs "$CTR-z" | tail; fail "exit code, want 0"; }
+echo "no zombie; the orphaned child was reaped by healthd as PID 1; exit 0"
+
 printf '\nimage test: OK (%ss)\n' "$SECONDS"

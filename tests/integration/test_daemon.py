@@ -299,10 +299,12 @@ class Timeouts(unittest.TestCase):
 
 class Starvation(unittest.TestCase):
     def test_live_fails_when_every_worker_is_stuck(self):
-        """A wedged daemon (every worker inside a plugin that never returns,
-        60 s past its deadline) fails /live, so Kubernetes restarts it;
-        until then /live stays 200 while /ready reports the failure."""
+        """A wedged daemon (every worker inside an inline plugin that never
+        returns, 60 s past its deadline) fails /live, so Kubernetes
+        restarts it; until then /live stays 200 while /ready reports the
+        failure.  (A plugin host would have been killed: test_isolation.)"""
         with Daemon(checks=[check("stuck", interval="1s", timeout="200ms",
+                                  isolation="inline",
                                   options={"mode": "hang"})],
                     extra="workers: 1\n") as d:
             t0 = time.monotonic()

@@ -89,7 +89,10 @@ class BlockedStderr(unittest.TestCase):
                  for i in range(10)]
         stuck = check("stuck", interval="1s", timeout="200ms",
                       failure_threshold=1, options={"control": stuck_ctl})
-        proc = self.start(noisy + [stuck], extra="workers: 4\n")
+        # Inline: the hung run keeps its worker, as in a daemon whose
+        # threads are all busy (plugin hosts are test_isolation's).
+        proc = self.start(noisy + [stuck], extra="workers: 4\n"
+                          "defaults:\n  isolation: inline\n")
 
         deadline = time.monotonic() + 20
         while pending(proc.stderr) < PIPE_FULL:

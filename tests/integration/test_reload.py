@@ -348,12 +348,15 @@ class InputFiles(ReloadCase):
 
     def test_replaced_hung_check_holds_one_worker(self):
         """Editing a check whose run hangs: the new instance waits for the
-        old run, so edits never pile hung runs onto every worker."""
+        old run, so edits never pile hung runs onto every worker.  Inline,
+        where a hung run is never ended (a plugin host would be replaced,
+        and fine's own run count start again: test_isolation)."""
         def checks(i):
             return [check("stuck", interval="1s", timeout="200ms",
+                          isolation="inline",
                           options={"mode": "hang", "message": f"m{i}"}),
                     check("fine", critical=False, interval="200ms",
-                          timeout="200ms")]
+                          timeout="200ms", isolation="inline")]
         d, cm = self.start(checks(0), extra="workers: 2\n")
         for i in range(1, 4):
             self.edit(d, cm, checks(i), extra="workers: 2\n")
@@ -513,6 +516,10 @@ class StateAcrossReload(ReloadCase):
         # What can change live did; what cannot is logged as such.
         self.wait_check(d, "db", lambda c: c["message"] == "two",
                         what="the live part of the edit")
+        # The log has its own writer thread: the reload's last line tells
+        # that the lines before it are written.
+        d.wait_for(lambda: "config generation 2" in d.logs(),
+                   what="the reload's log lines")
         msgs = self.log_messages(d)
         self.assertIn("listen changed: takes effect after a restart", msgs)
         self.assertIn("server settings changed: take effect after a restart",
@@ -526,6 +533,8 @@ class StateAcrossReload(ReloadCase):
         n = len(self.log_messages(d))
         self.edit(d, cm, [check("db", options={"message": "three"})])
         b = self.wait_generation(d, 3)
+        d.wait_for(lambda: "config generation 3" in d.logs(),
+                   what="the reload's log lines")
         self.assertIs(b["config"]["restart_required"], False)
         self.assertFalse([m for m in self.log_messages(d)[n:]
                           if "after a restart" in m])

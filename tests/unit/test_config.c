@@ -308,7 +308,7 @@ static void test_errors(void)
 		{"checks:\n  - name: db\n    plugin: pg\n    intervl: 5s\n",
 		 "4:5: unknown key \"intervl\" in check \"db\"; expected one of: "
 		 "name, plugin, critical, interval, timeout, warn_after, "
-		 "failure_threshold, success_threshold, options"},
+		 "failure_threshold, success_threshold, isolation, isolation_max_rss, options"},
 		{"log:\n  lvl: debug\n",
 		 "2:3: unknown key \"lvl\" in log; expected one of: level, format"},
 		{"server:\n  threads: 1\n  threads: 2\n",
@@ -891,6 +891,41 @@ static void test_durations(void)
 	}
 }
 
+/* isolation and isolation_max_rss: defaults, overrides, errors, equality. */
+static void test_isolation(void)
+{
+	struct config *cfg;
+
+	clear_env();
+	cfg = load_ok("defaults:\n  isolation: inline\n  isolation_max_rss: 64MiB\n"
+		      "checks:\n"
+		      "  - {name: a, plugin: p}\n"
+		      "  - {name: b, plugin: p, isolation: process, isolation_max_rss: 1GiB}\n"
+		      "  - {name: c, plugin: p, isolation_max_rss: 4096}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->checks[0].isolation, ISOLATION_INLINE);
+	CU_ASSERT_EQUAL(cfg->checks[0].max_rss, 64LL << 20);
+	CU_ASSERT_EQUAL(cfg->checks[1].isolation, ISOLATION_PROCESS);
+	CU_ASSERT_EQUAL(cfg->checks[1].max_rss, 1LL << 30);
+	CU_ASSERT_EQUAL(cfg->checks[2].max_rss, 4096);
+	/* Moving a check between modes replaces its instance. */
+	CU_ASSERT_FALSE(config_check_equal(&cfg->checks[0], &cfg->checks[1]));
+	config_free(cfg);
+
+	cfg = load_ok("checks:\n  - {name: a, plugin: p}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->checks[0].isolation, ISOLATION_PROCESS);
+	CU_ASSERT_EQUAL(cfg->checks[0].max_rss, CONFIG_MAX_RSS_DEFAULT);
+	config_free(cfg);
+
+	load_err("checks:\n  - {name: a, plugin: p, isolation: thread}\n",
+		 "2:26: isolation: \"thread\" is not valid (expected one of: process, inline)");
+	load_err("defaults:\n  isolation_max_rss: 12XB\n",
+		 "2:3: defaults.isolation_max_rss: \"12XB\" is not a size (use KiB, MiB or GiB, e.g. 256MiB)");
+	load_err("defaults:\n  isolation_max_rss: 0\n",
+		 "2:3: defaults.isolation_max_rss: \"0\" is not a size (use KiB, MiB or GiB, e.g. 256MiB)");
+}
+
 static CU_TestInfo config_tests[] = {
 	{"full config", test_full},
 	{"defaults", test_defaults},
@@ -906,6 +941,7 @@ static CU_TestInfo config_tests[] = {
 	{"check equality sees expansions", test_check_equal_expansions},
 	{"each expansion of an option is a secret", test_option_secrets},
 	{"durations", test_durations},
+	{"isolation", test_isolation},
 	CU_TEST_INFO_NULL,
 };
 

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "config.h"
 #include "host.h"
+#include "isolate.h"
 #include "loader.h"
 #include "log.h"
 #include "unit.h"
@@ -174,13 +175,9 @@ static void plugin_dir(char *dir, size_t len)
 	snprintf(dir, len, "%s/plugins", dirname(exe));
 }
 
-/* A plugin quoting an expanded option in create()'s error. */
-static void test_create_error(void)
+/* check_create() must fail, its error redacted. */
+static void create_error(struct config *cfg)
 {
-	struct config *cfg = load("checks:\n"
-				  "  - name: echo\n"
-				  "    plugin: echoplug\n"
-				  "    options: {value: \"key=${T_SECRET}\"}\n");
 	char dir[PATH_MAX], *dirs[] = {dir};
 	struct check *c = NULL;
 
@@ -196,6 +193,23 @@ static void test_create_error(void)
 	config_free(cfg);
 }
 
+/* A plugin quoting an expanded option in create()'s error, in a plugin
+ * host and inline. */
+static void test_create_error(void)
+{
+	for (int isolation = ISOLATION_PROCESS; isolation <= ISOLATION_INLINE;
+	     isolation++) {
+		struct config *cfg = load("checks:\n"
+					  "  - name: echo\n"
+					  "    plugin: echoplug\n"
+					  "    options: {value: \"key=${T_SECRET}\"}\n");
+
+		cfg->checks[0].isolation = (enum config_isolation)isolation;
+		create_error(cfg);
+	}
+}
+
+
 static CU_TestInfo host_tests[] = {
 	{"result redacted before the cut", test_result_cut},
 	{"log line redacted before the cut", test_log_cut},
@@ -204,13 +218,16 @@ static CU_TestInfo host_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+/* check_create() runs plugins in plugin hosts by default: the supervisor
+ * starts this binary again as the host (cunit_main.c serves as one). */
 static int host_suite_init(void)
 {
-	return loader_init();
+	return loader_init() || isolate_start();
 }
 
 static int host_suite_clean(void)
 {
+	isolate_stop();
 	loader_exit();
 	return 0;
 }
