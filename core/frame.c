@@ -82,8 +82,10 @@ void frame_str(struct frame_out *f, const char *s)
 		return;
 	}
 	n = strlen(s);
-	if (n > FRAME_STR_MAX)
-		n = FRAME_STR_MAX;
+	if (n > FRAME_STR_MAX) {
+		f->failed = true; /* never cut: a value must arrive whole */
+		return;
+	}
 	put_le(f, n, 4);
 	put(f, s, n);
 }

@@ -60,8 +60,8 @@ void frame_clear(struct frame_out *f);
 void frame_u32(struct frame_out *f, uint32_t v);
 void frame_u64(struct frame_out *f, uint64_t v);
 void frame_i64(struct frame_out *f, int64_t v);
-/* NULL is written as absent (length 0xFFFFFFFF); longer strings are cut
- * at FRAME_STR_MAX. */
+/* NULL is written as absent (length 0xFFFFFFFF); a string longer than
+ * FRAME_STR_MAX fails the frame. */
 void frame_str(struct frame_out *f, const char *s);
 /* Finish the header; returns the frame's length, or 0 when it failed. */
 size_t frame_end(struct frame_out *f);

@@ -67,13 +67,16 @@ struct phost {
 	enum host_state state;
 	enum reason ended; /* REASON_NONE unless the daemon ended it */
 	int64_t closing_since; /* monotonic ms: asked to exit, or 0 */
+	int64_t rss_checked;   /* monotonic ms */
+	int64_t started_at;    /* monotonic ms */
+	bool sock_eof;         /* the host closed its end: nothing more to read */
 	struct pending *pending;
 	char line[2][ISOLATE_LINE_MAX + 1];
 	size_t line_len[2];
 	bool line_cut[2];
 	int64_t window; /* output rate limit: this second's start */
-	int lines[2];
-	uint64_t suppressed[2];
+	int lines[3];
+	uint64_t suppressed[3];
 	struct phost *next;
 };
 
@@ -100,8 +103,14 @@ struct family {
 	int64_t max_rss;
 	struct iso_instance *instances;
 	size_t n_instances;
-	uint64_t restarts[REASON_N];
 	struct family *next;
+};
+
+/* Host restarts by plugin name and reason, for /metrics: counters outlive
+ * the families (a rebuilt plugin file is a new family of the same name). */
+struct restarts {
+	char plugin[64];
+	uint64_t n[REASON_N];
 };
 
 struct iso_instance {
@@ -121,6 +130,8 @@ static struct {
 	struct family *families;
 	struct phost *hosts;
 	uint64_t next_id;
+	struct restarts *restarts;
+	size_t n_restarts;
 } iso = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = -1};
 
 static void wake_supervisor(void)
@@ -131,9 +142,42 @@ static void wake_supervisor(void)
 		return; /* the counter is full: it is awake anyway */
 }
 
+/* The plugin's name: the loader makes the name it declares equal the
+ * file's, and HELLO is checked for it. */
 static const char *fam_name(const struct family *f)
 {
-	return f->hello ? f->desc.name : f->base;
+	return f->base;
+}
+
+static void count_restart(const struct family *f, enum reason why)
+{
+	struct restarts *r = NULL;
+
+	for (size_t i = 0; i < iso.n_restarts && !r; i++)
+		if (!strcmp(iso.restarts[i].plugin, fam_name(f)))
+			r = &iso.restarts[i];
+	if (!r) {
+		struct restarts *n = realloc(iso.restarts, (iso.n_restarts + 1) *
+							   sizeof(*n));
+		if (!n)
+			return; /* a counter short: not worth failing for */
+		iso.restarts = n;
+		r = &n[iso.n_restarts++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->plugin, sizeof(r->plugin), "%s", fam_name(f));
+	}
+	r->n[why]++;
+}
+
+/* The daemon ends a host for `why`: the first reason given is the one
+ * counted and told.  Lock held. */
+static void host_end(struct phost *h, enum reason why)
+{
+	if (h->ended != REASON_NONE)
+		return;
+	h->ended = why;
+	if (why < REASON_N)
+		count_restart(h->fam, why);
 }
 
 /* --- hosts: start, end, reap ------------------------------------------------ */
@@ -216,7 +260,23 @@ static void host_spawn(struct family *f)
 	h->out[0] = out[0];
 	h->out[1] = err[0];
 	h->pidfd = pidfd_open_(pid);
+	if (h->pidfd < 0) {
+		/* Its exit could not be seen: end it now rather than wait
+		 * on it forever. */
+		rc = errno;
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		close(out[0]);
+		close(err[0]);
+		sv[0] = out[0] = err[0] = -1;
+		sv[1] = out[1] = err[1] = -1;
+		envp = NULL;
+		goto fail;
+	}
 	h->ended = REASON_NONE;
+	h->started_at = clock_mono_ms();
 	fcntl(h->out[0], F_SETFL, O_NONBLOCK);
 	fcntl(h->out[1], F_SETFL, O_NONBLOCK);
 	h->next = iso.hosts;
@@ -249,8 +309,7 @@ fail:
  * started goes too.  Lock held. */
 static void host_kill(struct phost *h, enum reason why)
 {
-	if (h->ended == REASON_NONE)
-		h->ended = why;
+	host_end(h, why);
 	kill(-h->pid, SIGKILL);
 	kill(h->pid, SIGKILL); /* should it have left its group */
 }
@@ -269,13 +328,10 @@ static void host_close(struct phost *h, int64_t now)
  * held. */
 static void host_retire(struct phost *h, enum reason why)
 {
+	host_end(h, why);
 	if (h->state == HOST_RETIRING)
 		return;
 	h->state = HOST_RETIRING;
-	if (h->ended == REASON_NONE)
-		h->ended = why;
-	if (why < REASON_N)
-		h->fam->restarts[why]++;
 	if (h->fam->current == h)
 		h->fam->current = NULL;
 	pthread_cond_broadcast(&iso.cond);
@@ -287,6 +343,26 @@ static void pending_finish(struct pending *p, bool ok, const char *text)
 	p->ok = ok;
 	if (!p->text && text)
 		p->text = strdup(text);
+}
+
+static void family_forget_specs(struct family *f);
+
+/* A family no check uses and no host serves is forgotten.  Lock held. */
+static void family_release(struct family *f)
+{
+	if (f->n_instances || f->n_hosts)
+		return;
+	for (struct family **p = &iso.families; *p; p = &(*p)->next) {
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	}
+	family_forget_specs(f);
+	free(f->path);
+	free(f->base);
+	free(f->load_error);
+	free(f);
 }
 
 /* The host exited: fail what it was doing, say how once, and start the
@@ -336,17 +412,21 @@ static void host_gone(struct phost *h, const siginfo_t *si)
 	f->n_hosts--;
 	if (h->state == HOST_STARTING)
 		f->start_deaths++;
-	if (h->ended == REASON_NONE) {
-		f->restarts[REASON_CRASH]++;
+	if (h->ended == REASON_NONE || h->state == HOST_STARTING) {
+		if (h->ended == REASON_NONE)
+			count_restart(f, REASON_CRASH);
 		f->crashes++;
-		snprintf(f->last_death, sizeof(f->last_death), "%s", how);
+		snprintf(f->last_death, sizeof(f->last_death), "%s",
+			 h->ended == REASON_NONE ? how : "hung");
 		/* The first crash costs nothing more: the next run starts a
 		 * fresh host.  Then 0.5 s, 1 s, 2 s ... up to 30 s. */
 		if (f->crashes > 1) {
 			int64_t wait = 500LL << (f->crashes - 2 < 6 ? f->crashes - 2 : 6);
 			f->backoff_until = clock_mono_ms() + (wait < 30000 ? wait : 30000);
 		}
-		if (failed)
+		if (h->ended != REASON_NONE)
+			; /* told when it was ended */
+		else if (failed)
 			log_warn("%s (host pid %d); %d run%s failed", msg,
 				 (int)h->pid, failed, failed == 1 ? "" : "s");
 		else
@@ -368,7 +448,93 @@ static void host_gone(struct phost *h, const siginfo_t *si)
 		}
 	}
 	free(h);
+	family_release(f);
 	pthread_cond_broadcast(&iso.cond);
+}
+
+/* --- output ------------------------------------------------------------------ */
+
+/* Whatever a plugin prints may hold what its options hold. */
+static void redact_family(const struct family *f, char *text)
+{
+	for (const struct iso_instance *i = f->instances; i; i = i->next) {
+		struct healthd_check hc;
+
+		host_check_init(&hc, i->def, NULL);
+		host_redact(&hc, text);
+	}
+}
+
+/* Within the rate limit: true and counted, else the line is suppressed
+ * (and counted as such).  stream: 0 stdout, 1 stderr, 2 the plugin's log
+ * lines.  Lock held. */
+static bool output_allowed(struct phost *h, int stream, int64_t now)
+{
+	static const char *const names[] = {"stdout", "stderr", "log"};
+
+	if (now - h->window >= 1000) {
+		for (int s = 0; s < 3; s++) {
+			if (h->suppressed[s])
+				log_warn("plugin %s: %llu lines of %s suppressed",
+					 fam_name(h->fam),
+					 (unsigned long long)h->suppressed[s],
+					 names[s]);
+			h->lines[s] = 0;
+			h->suppressed[s] = 0;
+		}
+		h->window = now;
+	}
+	if (h->lines[stream]++ < ISOLATE_LINES_PER_S)
+		return true;
+	h->suppressed[stream]++;
+	return false;
+}
+
+static void output_line(struct phost *h, int stream, int64_t now)
+{
+	static const char *const names[] = {"stdout", "stderr"};
+
+	h->line[stream][h->line_len[stream]] = '\0';
+	if (output_allowed(h, stream, now)) {
+		redact_family(h->fam, h->line[stream]);
+		log_write(LOG_INFO, NULL, "plugin %s %s: %s%s", fam_name(h->fam),
+			  names[stream], h->line[stream],
+			  h->line_cut[stream] ? " [cut]" : "");
+	}
+	h->line_len[stream] = 0;
+	h->line_cut[stream] = false;
+}
+
+/* Lines of a host's stdout or stderr into the log.  Lock held. */
+static void host_output(struct phost *h, int stream)
+{
+	char buf[4096];
+	int64_t now = clock_mono_ms();
+	ssize_t n = -1;
+
+	/* At most 64 KiB a turn: the rest waits for the next. */
+	for (int reads = 0; reads < 16 &&
+			    (n = read(h->out[stream], buf, sizeof(buf))) > 0;
+	     reads++) {
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)buf[i];
+
+			if (ch == '\n') {
+				output_line(h, stream, now);
+			} else if (h->line_len[stream] < ISOLATE_LINE_MAX) {
+				h->line[stream][h->line_len[stream]++] =
+					ch < 0x20 || ch == 0x7F ? ' ' : (char)ch;
+			} else {
+				h->line_cut[stream] = true;
+			}
+		}
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (h->line_len[stream])
+			output_line(h, stream, now);
+		close(h->out[stream]);
+		h->out[stream] = -1;
+	}
 }
 
 /* --- frames ------------------------------------------------------------------ */
@@ -517,7 +683,12 @@ static int on_result(struct phost *h, struct frame_in *in)
 	pending_finish(p, true, NULL);
 	h->fam->crashes = 0; /* it works */
 
-	int64_t rss = host_rss(h);
+	/* At most once a second: reading /proc costs more than a run. */
+	int64_t now = clock_mono_ms(), rss = 0;
+	if (now - h->rss_checked >= 1000) {
+		h->rss_checked = now;
+		rss = host_rss(h);
+	}
 	if (h->fam->max_rss > 0 && rss > h->fam->max_rss &&
 	    h->state == HOST_READY) {
 		log_warn("plugin %s: host (pid %d) uses %lld MiB, over "
@@ -546,7 +717,10 @@ static int on_log(struct phost *h, struct frame_in *in)
 	for (char *c = text; *c; c++)
 		if ((unsigned char)*c < 0x20)
 			*c = ' ';
-	log_write((enum log_level)level, check, "%s", text);
+	if (output_allowed(h, 2, clock_mono_ms())) {
+		redact_family(h->fam, text);
+		log_write((enum log_level)level, check, "%s", text);
+	}
 	free(text);
 	return 0;
 }
@@ -554,16 +728,20 @@ static int on_log(struct phost *h, struct frame_in *in)
 /* Read what the host sent.  Lock held. */
 static void host_read(struct phost *h, unsigned char *buf)
 {
-	/* Nothing it sent after a broken frame is believed. */
-	while (h->ended != REASON_PROTOCOL) {
+	/* Nothing it sent after a broken frame is believed; and a host that
+	 * floods gets a turn like the others, not the supervisor. */
+	for (int frames = 0; frames < ISOLATE_FRAMES_PER_TURN &&
+			     h->ended != REASON_PROTOCOL; frames++) {
 		ssize_t n = recv(h->sock, buf, FRAME_MAX, MSG_DONTWAIT | MSG_TRUNC);
 		struct frame_in in;
 		int rc = -1;
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			h->sock_eof = true; /* it closed: its exit tells the rest */
 		if (n <= 0)
-			return; /* drained, or closed: the pidfd tells the rest */
+			return;
 		if ((size_t)n <= FRAME_MAX && frame_parse(&in, buf, (size_t)n) == 0) {
 			switch (in.type) {
 			case FRAME_HELLO:
@@ -588,70 +766,11 @@ static void host_read(struct phost *h, unsigned char *buf)
 		if (rc < 0) {
 			log_warn("plugin %s: host (pid %d) sent a malformed frame; stopping it",
 				 fam_name(h->fam), (int)h->pid);
-			if (h->ended == REASON_NONE)
-				h->fam->restarts[REASON_PROTOCOL]++;
+			host_retire(h, REASON_PROTOCOL);
 			host_kill(h, REASON_PROTOCOL);
 			return;
 		}
 		pthread_cond_broadcast(&iso.cond);
-	}
-}
-
-/* --- output ------------------------------------------------------------------ */
-
-static void output_line(struct phost *h, int stream, int64_t now)
-{
-	static const char *const names[] = {"stdout", "stderr"};
-
-	if (now - h->window >= 1000) {
-		for (int s = 0; s < 2; s++) {
-			if (h->suppressed[s])
-				log_warn("plugin %s: %llu lines of %s suppressed",
-					 fam_name(h->fam),
-					 (unsigned long long)h->suppressed[s],
-					 names[s]);
-			h->lines[s] = 0;
-			h->suppressed[s] = 0;
-		}
-		h->window = now;
-	}
-	h->line[stream][h->line_len[stream]] = '\0';
-	if (h->lines[stream]++ < ISOLATE_LINES_PER_S)
-		log_write(LOG_INFO, NULL, "plugin %s %s: %s%s", fam_name(h->fam),
-			  names[stream], h->line[stream],
-			  h->line_cut[stream] ? " [cut]" : "");
-	else
-		h->suppressed[stream]++;
-	h->line_len[stream] = 0;
-	h->line_cut[stream] = false;
-}
-
-/* Lines of a host's stdout or stderr into the log.  Lock held. */
-static void host_output(struct phost *h, int stream)
-{
-	char buf[4096];
-	int64_t now = clock_mono_ms();
-	ssize_t n;
-
-	while ((n = read(h->out[stream], buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)buf[i];
-
-			if (ch == '\n') {
-				output_line(h, stream, now);
-			} else if (h->line_len[stream] < ISOLATE_LINE_MAX) {
-				h->line[stream][h->line_len[stream]++] =
-					ch < 0x20 || ch == 0x7F ? ' ' : (char)ch;
-			} else {
-				h->line_cut[stream] = true;
-			}
-		}
-	}
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		if (h->line_len[stream])
-			output_line(h, stream, now);
-		close(h->out[stream]);
-		h->out[stream] = -1;
 	}
 }
 
@@ -667,6 +786,18 @@ static int64_t check_times(int64_t now)
 	for (struct phost *h = iso.hosts; h; h = h->next) {
 		bool on_time = false;
 
+		/* A plugin that never finishes loading (a constructor that
+		 * hangs) is ended like a create() that hangs. */
+		if (h->state == HOST_STARTING &&
+		    now - h->started_at >= ISOLATE_CREATE_MS) {
+			log_warn("plugin %s: not loaded within %d ms; stopping its host (pid %d)",
+				 fam_name(h->fam), ISOLATE_CREATE_MS, (int)h->pid);
+			host_retire(h, REASON_TIMEOUT);
+			host_kill(h, REASON_TIMEOUT);
+		} else if (h->state == HOST_STARTING &&
+			   h->started_at + ISOLATE_CREATE_MS < next) {
+			next = h->started_at + ISOLATE_CREATE_MS;
+		}
 		for (struct pending *p = h->pending; p; p = p->next) {
 			if (now < p->kill_at) {
 				on_time = true;
@@ -688,10 +819,12 @@ static int64_t check_times(int64_t now)
 		}
 		if (h->state != HOST_RETIRING || on_time)
 			continue;
-		/* Nothing in it is on time any more. */
-		if (h->ended == REASON_TIMEOUT || h->ended == REASON_PROTOCOL)
-			host_kill(h, h->ended);
-		else if (!h->pending)
+		/* Nothing in it is on time any more: what it still runs is
+		 * overdue, whatever it was retired for. */
+		if (h->pending || h->ended == REASON_TIMEOUT ||
+		    h->ended == REASON_PROTOCOL)
+			host_kill(h, REASON_TIMEOUT);
+		else
 			host_close(h, now);
 		if (h->closing_since) {
 			if (now - h->closing_since >= ISOLATE_CLOSE_MS)
@@ -755,7 +888,8 @@ static void *supervisor_main(void *arg)
 		pfd[n] = (struct pollfd){.fd = iso.wake, .events = POLLIN};
 		who[n++] = NULL;
 		for (struct phost *h = iso.hosts; h; h = h->next) {
-			int fds[4] = {h->pidfd, h->sock, h->out[0], h->out[1]};
+			int fds[4] = {h->pidfd, h->sock_eof ? -1 : h->sock,
+				      h->out[0], h->out[1]};
 			for (int i = 0; i < 4; i++) {
 				pfd[n] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 				who[n++] = h;
@@ -783,6 +917,9 @@ static void *supervisor_main(void *arg)
 			if (pfd[i].revents & POLLIN) {
 				siginfo_t si = {0};
 
+				/* What the plugin started goes with it; its
+				 * group cannot be reused before the reaping. */
+				kill(-h->pid, SIGKILL);
 				if (waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si,
 					   WEXITED | WNOHANG) == 0 && si.si_pid) {
 					for (int s = 0; s < 2; s++)
@@ -855,9 +992,15 @@ static void exchange(struct phost *h, struct frame_out *f, struct pending *p)
 			       "options too large for a plugin host (isolation: inline takes them)");
 		return;
 	}
-	if (rc < 0) {
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+		/* Its socket is full: it does not read what it is sent. */
 		pending_finish(p, false, "plugin host not answering");
 		host_retire(h, REASON_PROTOCOL);
+		return;
+	}
+	if (rc < 0) {
+		/* It is exiting: its exit says why. */
+		pending_finish(p, false, "plugin host ended");
 		return;
 	}
 	p->next = h->pending;
@@ -942,6 +1085,12 @@ int isolate_create(const char *file, const struct config_check *cc,
 		f->next = iso.families;
 		iso.families = f;
 	}
+	if (f && f->load_error && !f->current) {
+		/* A load that failed is tried again: what it missed (a
+		 * library) may be there now. */
+		free(f->load_error);
+		f->load_error = NULL;
+	}
 	if (!f || !f->path || !(inst = calloc(1, sizeof(*inst)))) {
 		pthread_mutex_unlock(&iso.lock);
 		snprintf(why, sizeof(why), "out of memory");
@@ -1024,8 +1173,14 @@ void isolate_run(struct iso_instance *inst, int64_t deadline,
 
 	pthread_mutex_lock(&iso.lock);
 	struct phost *h = host_for(f, deadline, why, sizeof(why));
+	if (h && inst->host != h && clock_mono_ms() >= deadline) {
+		snprintf(why, sizeof(why), "timed out waiting for a plugin host");
+		h = NULL;
+	}
+	/* In a fresh host the instance is made again, with create()'s own
+	 * time: a slow create() must not look like a hung one. */
 	if (h && inst->host != h &&
-	    create_in(h, inst, deadline - clock_mono_ms(), why, sizeof(why)) < 0)
+	    create_in(h, inst, ISOLATE_CREATE_MS, why, sizeof(why)) < 0)
 		h = NULL;
 	if (h) {
 		p.id = ++iso.next_id;
@@ -1081,6 +1236,7 @@ void isolate_destroy(struct iso_instance *inst)
 	/* A plugin no check uses any more: its host exits. */
 	if (--f->n_instances == 0 && f->current)
 		host_retire(f->current, REASON_CLOSED);
+	family_release(f);
 	wake_supervisor();
 	pthread_mutex_unlock(&iso.lock);
 	free(inst);
@@ -1157,6 +1313,9 @@ void isolate_stop(void)
 		free(f->load_error);
 		free(f);
 	}
+	free(iso.restarts);
+	iso.restarts = NULL;
+	iso.n_restarts = 0;
 	close(iso.wake);
 	iso.wake = -1;
 	pthread_cond_destroy(&iso.cond);
@@ -1171,14 +1330,14 @@ size_t isolate_metrics(struct isolate_restarts *out, size_t max,
 	pthread_mutex_lock(&iso.lock);
 	for (struct phost *h = iso.hosts; h; h = h->next)
 		(*hosts_running)++;
-	for (struct family *f = iso.families; f; f = f->next) {
+	for (size_t i = 0; i < iso.n_restarts; i++) {
 		for (int r = 0; r < REASON_N && n < max; r++) {
-			if (!f->restarts[r])
+			if (!iso.restarts[i].n[r])
 				continue;
 			snprintf(out[n].plugin, sizeof(out[n].plugin), "%s",
-				 fam_name(f));
+				 iso.restarts[i].plugin);
 			out[n].reason = reason_names[r];
-			out[n].count = f->restarts[r];
+			out[n].count = iso.restarts[i].n[r];
 			n++;
 		}
 	}

@@ -21,8 +21,9 @@
  *   - a host whose resident size passes its checks' isolation_max_rss is
  *     replaced between runs;
  *   - a frame that breaks the protocol kills the host;
- *   - stdout and stderr become log lines naming the plugin, cut to
- *     ISOLATE_LINE_MAX bytes, at most ISOLATE_LINES_PER_S a second each.
+ *   - stdout, stderr and the plugin's own log lines become log lines
+ *     naming the plugin (secrets redacted), cut to ISOLATE_LINE_MAX bytes,
+ *     at most ISOLATE_LINES_PER_S a second each.
  *
  * Hosts die with the daemon (PR_SET_PDEATHSIG), inherit no descriptor but
  * their socket and pipes, and show as "healthd: plugin NAME" in ps.
@@ -43,6 +44,7 @@
 #define ISOLATE_LINE_MAX 512
 #define ISOLATE_LINES_PER_S 20
 #define ISOLATE_CLOSE_MS 1000 /* a host asked to exit, before it is killed */
+#define ISOLATE_FRAMES_PER_TURN 64 /* read from one host before the next */
 
 struct iso_instance;
 

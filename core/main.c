@@ -1,4 +1,5 @@
 /* main.c — the command line: run, --check-config, --once, --version. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -56,6 +57,11 @@ int main(int argc, char **argv)
 	/* A plugin host: healthd started by itself (plughost.h). */
 	if (getenv(PLUGHOST_ENV))
 		return plughost_main();
+	/* Descriptors 0-2 open, so no socket or pipe of ours lands on them
+	 * (a plugin host gets its pipes there). */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return 1;
 
 	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
 		switch (opt) {

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,14 +196,68 @@ static void *run_main(void *arg)
 	return NULL;
 }
 
+/* Creates and runs go to a pool of threads, grown when none is idle: a
+ * hung run keeps its thread (the daemon replaces the whole host), the
+ * others reuse theirs instead of paying for a thread per run. */
+struct job {
+	void *(*fn)(void *);
+	void *arg;
+	struct job *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t more;
+	struct job *head, *tail;
+	int idle, queued;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER};
+
+static void *pool_main(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&pool.lock);
+	for (;;) {
+		pool.idle++;
+		while (!pool.head)
+			pthread_cond_wait(&pool.more, &pool.lock);
+		pool.idle--;
+		struct job *j = pool.head;
+		pool.head = j->next;
+		if (!pool.head)
+			pool.tail = NULL;
+		pool.queued--;
+		pthread_mutex_unlock(&pool.lock);
+		j->fn(j->arg);
+		free(j);
+		pthread_mutex_lock(&pool.lock);
+	}
+	return NULL;
+}
+
 static void spawn(void *(*fn)(void *), void *arg)
 {
-	pthread_t t;
+	struct job *j = malloc(sizeof(*j));
 	pthread_attr_t attr;
+	pthread_t t;
 
+	if (!j)
+		_exit(71); /* the daemon reports the exit and starts afresh */
+	*j = (struct job){.fn = fn, .arg = arg};
+	pthread_mutex_lock(&pool.lock);
+	if (pool.tail)
+		pool.tail->next = j;
+	else
+		pool.head = j;
+	pool.tail = j;
+	pool.queued++;
+	bool grow = pool.idle < pool.queued;
+	pthread_cond_signal(&pool.more);
+	pthread_mutex_unlock(&pool.lock);
+	if (!grow)
+		return;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, fn, arg) != 0)
+	if (pthread_create(&t, &attr, pool_main, NULL) != 0)
 		_exit(71);
 	pthread_attr_destroy(&attr);
 }
@@ -289,12 +344,20 @@ static int on_destroy(struct frame_in *in)
  * closes its connections cleanly) and leave. */
 static void leave(void)
 {
-	pthread_mutex_lock(&ph.lock);
-	for (struct hinst *h = ph.instances; h; h = h->next)
-		if (!h->running && h->instance)
-			ph.plugin->desc->destroy(h->instance);
-	pthread_mutex_unlock(&ph.lock);
-	_exit(0);
+	for (;;) {
+		struct hinst *h;
+
+		/* One at a time, without the lock: destroy() may log. */
+		pthread_mutex_lock(&ph.lock);
+		for (h = ph.instances; h && (h->running || !h->instance);
+		     h = h->next)
+			;
+		pthread_mutex_unlock(&ph.lock);
+		if (!h)
+			_exit(0);
+		ph.plugin->desc->destroy(h->instance);
+		unlink_inst(h);
+	}
 }
 
 int plughost_main(void)
@@ -323,7 +386,7 @@ int plughost_main(void)
 		if (poll(&p, 1, REAP_SWEEP_MS) == 0 ||
 		    (p.revents & POLLIN) == 0) {
 			reap_sweep(NULL, NULL);
-			if (p.revents & (POLLHUP | POLLERR))
+			if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
 				leave();
 			continue;
 		}
