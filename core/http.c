@@ -256,11 +256,14 @@ static int route(struct http *h, struct MHD_Connection *conn,
 				  json_type);
 		break;
 	case READY:
-		if (ex.n)
+		b = ex.n ? snapshot_excluded(s, true, &rex, SNAPSHOT_PUBLIC,
+					     RENDER_NATIVE)
+			 : &s->ready;
+		if (b)
+			*ret = reply_body(h, conn, s, b, json_type);
+		else
 			*ret = reply_text(h, conn, render_ready(&s->view, &rex, &code),
 					  &code, json_type);
-		else
-			*ret = reply_body(h, conn, s, &s->ready, json_type);
 		break;
 	case ROOT: {
 		enum snapshot_detail d = detail_for(s, conn);
@@ -268,14 +271,16 @@ static int route(struct http *h, struct MHD_Connection *conn,
 							       : RENDER_NATIVE;
 		const char *type = f == RENDER_HEALTH_JSON ? health_json_type
 							   : json_type;
-		if (ex.n)
+		b = ex.n ? snapshot_excluded(s, false, &rex, d, f)
+			 : snapshot_health(s, d, f);
+		if (b)
+			*ret = reply_body(h, conn, s, b, type);
+		else
 			*ret = reply_text(h, conn,
 					  render_health(&s->view, &rex,
 							d == SNAPSHOT_REDACTED, f,
 							&code),
 					  &code, type);
-		else
-			*ret = reply_body(h, conn, s, &s->health[d][f], type);
 		break;
 	}
 	case CHECK:
@@ -318,8 +323,9 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
 	get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	s = http_acquire(h);
-	if (strcmp(url, "/metrics") == 0 && s->metrics.text) {
-		ret = get_or_head ? reply_body(h, conn, s, &s->metrics, metrics_type)
+	if (strcmp(url, "/metrics") == 0 && s->metrics_on) {
+		ret = get_or_head ? reply_body(h, conn, s, snapshot_metrics(s),
+					       metrics_type)
 				  : reply_body(h, conn, NULL, &h->not_allowed,
 					       json_type);
 		snapshot_unref(s);
