@@ -11,9 +11,16 @@
 
 #define HEAP_NONE ((size_t)-1)
 #define HEARTBEAT_MS 1000
-/* Results are rendered at most this often: a burst of them costs one
- * render, and rendering never competes with runs for the lock. */
+/* The owner is told of changes at most every RENDER_MIN_MS: a burst of
+ * results costs one snapshot, and snapshots never compete with runs for
+ * the lock.  A snapshot copies every check, so with many checks the pause
+ * grows with their number (a millisecond per 20 checks, at most
+ * RENDER_MAX_MS): copying stays near 20,000 checks a second whatever the
+ * count, at the price of bodies up to that much older. */
 #define RENDER_MIN_MS 5
+#define RENDER_MAX_MS 100
+#define RENDER_CHECKS_PER_MS 20
+
 
 struct scheduler {
 	pthread_mutex_t lock;
@@ -45,6 +52,15 @@ struct scheduler {
 	scheduler_changed_fn changed;
 	void *ctx;
 };
+
+static int64_t render_pause(const struct scheduler *s)
+{
+	int64_t ms = (int64_t)s->n_checks / RENDER_CHECKS_PER_MS;
+
+	return ms < RENDER_MIN_MS ? RENDER_MIN_MS
+	       : ms > RENDER_MAX_MS ? RENDER_MAX_MS
+				    : ms;
+}
 
 /* --- the heap ------------------------------------------------------------ */
 
@@ -412,7 +428,7 @@ static void *scheduler_main(void *arg)
 			scheduler_fire(s, s->heap[0], now);
 		if (!scheduler_starved(s, now))
 			__atomic_store_n(&s->heartbeat, now, __ATOMIC_RELEASE);
-		if (s->dirty && now - s->last_render >= RENDER_MIN_MS) {
+		if (s->dirty && now - s->last_render >= render_pause(s)) {
 			s->dirty = false;
 			s->last_render = now;
 			pthread_mutex_unlock(&s->lock);
@@ -424,8 +440,8 @@ static void *scheduler_main(void *arg)
 		int64_t until = now + HEARTBEAT_MS;
 		if (s->heap_len && check_due(s->heap[0]) < until)
 			until = check_due(s->heap[0]);
-		if (s->dirty && s->last_render + RENDER_MIN_MS < until)
-			until = s->last_render + RENDER_MIN_MS;
+		if (s->dirty && s->last_render + render_pause(s) < until)
+			until = s->last_render + render_pause(s);
 		struct timespec ts = clock_timespec(until);
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 	}
