@@ -436,7 +436,6 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 		{MHD_OPTION_CONNECTION_TIMEOUT,
 		 (intptr_t)((cfg->connection_timeout_ms + 999) / 1000), NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL},
-		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
 		/* One thread needs no pool: its polling thread serves. */
 		{threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 		 threads, NULL},

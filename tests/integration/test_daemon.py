@@ -246,6 +246,17 @@ class Startup(unittest.TestCase):
         with Daemon(config=text, port=port) as d:
             self.assertEqual(d.get(BASE + "/ready").status, 200)
 
+    def test_one_daemon_per_port(self):
+        """A second healthd on a port one already serves is refused: probes
+        are never answered by whichever copy the kernel picks."""
+        with Daemon(checks=[check("db")]) as d:
+            r = run(["-c", d.path])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"cannot listen on port {d.port}: Address already "
+                          "in use", r.stderr)
+            for _ in range(20):
+                self.assertEqual(d.get(BASE + "/ready").status, 200)
+
     def test_metrics_off(self):
         with Daemon(checks=[], extra="metrics: false\n") as d:
             self.assertEqual(d.get("/metrics").status, 404)
