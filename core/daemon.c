@@ -377,6 +377,61 @@ static struct check **running_checks(struct daemon *d, size_t *n)
 	return copy;
 }
 
+/* What a reload does to the checks, for its log line: "added: a, b;
+ * changed: c; removed: d" (at most RELOAD_NAMES names each), or "no check
+ * changed".  `running` is sorted by name.  NULL when out of memory. */
+#define RELOAD_NAMES 10
+static char *reload_summary(struct check *const *running, size_t n_running,
+			    struct check **checks, size_t n)
+{
+	struct check **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	const char *what[] = {"added", "changed", "removed"};
+	size_t count[3] = {0};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!sorted || !(f = open_memstream(&text, &len))) {
+		free(sorted);
+		return NULL;
+	}
+	if (n)
+		memcpy(sorted, checks, n * sizeof(*sorted));
+	check_sort_by_name(sorted, n);
+	for (int k = 0; k < 3; k++) {
+		size_t m = k == 2 ? n_running : n;
+
+		for (size_t i = 0; i < m; i++) {
+			struct check *c = k == 2 ? running[i] : sorted[i];
+			struct check *was = check_find(running, n_running,
+						       c->def.name);
+			bool hit = k == 0   ? !was
+				   : k == 1 ? was && was != c
+					    : !check_find(sorted, n, c->def.name);
+
+			if (!hit)
+				continue;
+			if (count[k] == 0)
+				fprintf(f, "%s%s: ", ftell(f) > 0 ? "; " : "",
+					what[k]);
+			if (count[k] < RELOAD_NAMES)
+				fprintf(f, "%s%s", count[k] ? ", " : "",
+					c->def.name);
+			count[k]++;
+		}
+		if (count[k] > RELOAD_NAMES)
+			fprintf(f, " and %zu more", count[k] - RELOAD_NAMES);
+	}
+	if (!count[0] && !count[1] && !count[2])
+		fprintf(f, "no check changed");
+	free(sorted);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
 /* Parse, validate and build everything first; swap only when all of it
  * worked, so a bad edit changes nothing. */
 static void daemon_reload(struct daemon *d, const char *why)
@@ -385,6 +440,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 	struct config *cfg = NULL, *old;
 	struct check **checks = NULL, **running;
 	size_t n_running;
+	char *summary;
 	int rc;
 
 	log_info("reloading %s (%s)", d->config_path, why);
@@ -393,11 +449,14 @@ static void daemon_reload(struct daemon *d, const char *why)
 	if (!(running = running_checks(d, &n_running)))
 		goto oom;
 	rc = checks_build(cfg, running, n_running, &checks, err, sizeof(err));
+	summary = rc < 0 ? NULL
+			 : reload_summary(running, n_running, checks, cfg->n_checks);
 	checks_free(running, n_running);
 	if (rc < 0)
 		goto fail;
 	if (scheduler_replace(d->sched, checks, cfg->n_checks, true) < 0) {
 		checks_free(checks, cfg->n_checks);
+		free(summary);
 		goto oom;
 	}
 	free(checks); /* the scheduler took the references */
@@ -418,9 +477,10 @@ static void daemon_reload(struct daemon *d, const char *why)
 	config_free(old);
 	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs, cfg->hash);
 	watch_dirs(d->watch, cfg->plugin_dirs, cfg->n_plugin_dirs);
-	log_info("config generation %llu: %zu check%s",
+	log_info("config generation %llu: %zu check%s (%s)",
 		 (unsigned long long)d->generation, cfg->n_checks,
-		 cfg->n_checks == 1 ? "" : "s");
+		 cfg->n_checks == 1 ? "" : "s", summary ? summary : "?");
+	free(summary);
 	daemon_publish(d);
 	return;
 oom:

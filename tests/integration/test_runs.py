@@ -171,6 +171,21 @@ class DeadlinesAcrossReloads(unittest.TestCase):
             d.assert_clean_exit(self)
 
 
+class ReloadLog(unittest.TestCase):
+    def test_reload_says_what_it_did_to_the_checks(self):
+        keep = check("keep")
+        with Reloadable(checks=[keep, check("edit", options={"message": "1"}),
+                                check("gone")]) as d:
+            d.rewrite(keep, check("edit", options={"message": "2"}),
+                      check("new1"), check("new2"))
+            d.wait_for(lambda: "config generation 2: 4 checks (added: new1, "
+                       "new2; changed: edit; removed: gone)" in d.logs(),
+                       what="the reload's summary")
+            d.signal(signal.SIGHUP)
+            d.wait_for(lambda: "config generation 3: 4 checks (no check "
+                       "changed)" in d.logs(), what="an empty summary")
+
+
 class DeadlineGrace(unittest.TestCase):
     def test_run_returning_at_its_deadline_keeps_its_own_result(self):
         """A plugin that gives up exactly at its deadline is recorded with
