@@ -259,6 +259,9 @@ class Base(unittest.TestCase):
             self.assertEqual(s["maxUnavailable"], 1)
         else:
             self.assertTrue(0 < s["minAvailable"] < self.dep["spec"]["replicas"], "a drain must be possible")
+        # When a critical dependency is down every replica is unready: such
+        # pods must not block node drains.
+        self.assertEqual(s.get("unhealthyPodEvictionPolicy"), "AlwaysAllow")
 
     def test_networkpolicy(self):
         np = d.find(self.objs, "NetworkPolicy")
