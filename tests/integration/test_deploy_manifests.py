@@ -49,9 +49,9 @@ class Manifests(unittest.TestCase):
 
     def test_kustomize_renders(self):
         kinds = sorted(o["kind"] for o in d.render(d.K8S_DIR))
-        self.assertEqual(kinds, sorted(["Namespace", "ConfigMap", "Service", "Deployment",
-                                        "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                                        "NetworkPolicy"]))
+        self.assertEqual(kinds, sorted(["Namespace", "ConfigMap", "Service", "Service",
+                                        "Deployment", "HorizontalPodAutoscaler",
+                                        "PodDisruptionBudget", "NetworkPolicy"]))
 
     def test_base_valid_schema_and_no_unknown_fields(self):
         p = d.node("validate.mjs", d.K8S_DIR, check=False)

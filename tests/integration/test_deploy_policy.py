@@ -236,6 +236,12 @@ class Base(unittest.TestCase):
         self.assertTrue(d.selector_matches({"matchLabels": svc["spec"]["selector"]}, self.labels))
         (p,) = svc["spec"]["ports"]
         self.assertEqual((p["name"], p["port"], p["targetPort"]), ("http", 8000, "http"))
+        self.assertFalse(svc["spec"].get("publishNotReadyAddresses", False))
+        # Monitoring reaches unready pods too: they are the ones to read.
+        mon = d.find(self.objs, "Service", "healthd-monitoring")
+        self.assertIs(mon["spec"]["publishNotReadyAddresses"], True)
+        self.assertEqual(mon["spec"]["selector"], svc["spec"]["selector"])
+        self.assertEqual(mon["spec"]["ports"], svc["spec"]["ports"])
 
     def test_hpa(self):
         hpa = d.find(self.objs, "HorizontalPodAutoscaler")
@@ -290,7 +296,7 @@ class Base(unittest.TestCase):
             if sel is not None:
                 n += 1
                 self.assertTrue(d.selector_matches(sel, self.labels), f"{o['kind']} {o['metadata']['name']}")
-        self.assertEqual(n, 4)
+        self.assertEqual(n, 5)
 
 
 class Examples(unittest.TestCase):
