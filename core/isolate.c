@@ -91,7 +91,6 @@ struct family {
 	struct healthd_plugin desc;
 	struct healthd_option_spec *specs;
 	size_t n_specs;
-	bool hello;
 	char *load_error;
 	struct phost *current; /* where new work goes; NULL: none yet */
 	bool want_host;        /* a worker waits for the supervisor to start one */
@@ -577,7 +576,6 @@ static void family_forget_specs(struct family *f)
 	f->specs = NULL;
 	f->n_specs = 0;
 	memset(&f->desc, 0, sizeof(f->desc));
-	f->hello = false;
 }
 
 static int on_hello(struct phost *h, struct frame_in *in)
@@ -608,7 +606,6 @@ static int on_hello(struct phost *h, struct frame_in *in)
 	f->desc.name = name;
 	f->desc.description = description;
 	f->desc.options = specs;
-	f->hello = true;
 	for (uint32_t i = 0; i < n; i++)
 		if (!specs[i].name)
 			return -1;
@@ -1137,11 +1134,6 @@ fail:
 const char *isolate_plugin_name(const struct iso_instance *inst)
 {
 	return fam_name(inst->fam);
-}
-
-const struct healthd_option_spec *isolate_options(const struct iso_instance *inst)
-{
-	return inst->fam->hello ? inst->fam->specs : NULL;
 }
 
 bool isolate_current(const struct iso_instance *inst, const char *name,

@@ -65,9 +65,8 @@ int isolate_create(const char *file, const struct config_check *cc,
 		   size_t n_dirs, struct iso_instance **out, char *err,
 		   size_t errlen);
 
-/* The name the plugin declares, and its option table (for the handle). */
+/* The name the plugin declares. */
 const char *isolate_plugin_name(const struct iso_instance *inst);
-const struct healthd_option_spec *isolate_options(const struct iso_instance *inst);
 
 /* Whether the plugin file the instance came from is still what `dirs`
  * lead to (a rebuilt .so renamed over it is not). */
