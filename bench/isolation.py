@@ -23,6 +23,7 @@ inline.
 """
 
 import argparse
+import collections
 import os
 import signal
 import statistics
@@ -68,9 +69,11 @@ def cpu_ticks(pids):
     return total
 
 
-def footprint(pids):
-    """Private pages of every process plus shared file pages once (KiB)."""
-    private, shared = 0, {}
+def breakdown(pids):
+    """KiB by mapping: private pages of every process plus shared file
+    pages once (their largest resident size over the processes), keyed by
+    the file's name, "heap", or "anonymous (stacks, arenas)"."""
+    total, shared = collections.Counter(), {}
     for p in pids:
         try:
             with open(f"/proc/{p}/smaps") as f:
@@ -82,16 +85,24 @@ def footprint(pids):
             parts = line.split()
             # "start-end perms offset dev inode [path]" opens a mapping.
             if len(parts) >= 5 and "-" in parts[0] and ":" in parts[3]:
-                name = parts[5] if len(parts) > 5 else None
+                path = parts[5] if len(parts) > 5 else ""
+                name = ("heap" if path == "[heap]" else
+                        os.path.basename(path) if path.startswith("/")
+                        else "anonymous (stacks, arenas)")
             elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
-                private += int(parts[1])
-            elif parts[0] in ("Shared_Clean:", "Shared_Dirty:") and name:
-                key = (p, name)
-                shared[key] = shared.get(key, 0) + int(parts[1])
+                total[name] += int(parts[1])
+            elif parts[0] in ("Shared_Clean:", "Shared_Dirty:"):
+                shared[(p, name)] = shared.get((p, name), 0) + int(parts[1])
     per_file = {}
     for (_, name), kb in shared.items():
         per_file[name] = max(per_file.get(name, 0), kb)
-    return private + sum(per_file.values())
+    total.update(per_file)
+    return total
+
+
+def footprint(pids):
+    """Private pages of every process plus shared file pages once (KiB)."""
+    return sum(breakdown(pids).values())
 
 
 def runs(port):

@@ -15,8 +15,9 @@ Builds alternate within each round; medians.  Figures:
   over --seconds, per run counted in /metrics;
 - runs done: those runs against checks x seconds / interval;
 - memory: private pages of every process plus shared file pages once;
-- comprehensive GET: the first request after a change (a render) and the
-  median of 5 more;
+- comprehensive GET: the process's first (its first render, into memory
+  never used), the median of 10 spaced past the render pause (each after
+  the state changed: a render), and of 5 back to back (cached);
 - /ready p99 over 200 requests, a new connection each, during the load.
 """
 
@@ -62,6 +63,10 @@ def measure(build, checks, a):
         pids = tree(h.proc.pid)
         r1, c1, t1 = runs(h.port), cpu_ticks(pids), time.monotonic()
         first = get_ms(h.port, "/api/v1/health/")
+        fresh = []
+        for _ in range(10):
+            time.sleep(0.15)  # past the render pause: the state changed
+            fresh.append(get_ms(h.port, "/api/v1/health/"))
         again = statistics.median(get_ms(h.port, "/api/v1/health/")
                                   for _ in range(5))
         expected = a.checks * (t1 - t0) / seconds_of(a.interval)
@@ -71,7 +76,8 @@ def measure(build, checks, a):
             "runs_done_pct": 100 * (r1 - r0) / expected,
             "memory_mib": footprint(tree(h.proc.pid)) / 1024,
             "comprehensive_first_ms": first,
-            "comprehensive_ms": again,
+            "comprehensive_ms": statistics.median(fresh),
+            "comprehensive_cached_ms": again,
             "ready_p99_ms": sorted(probes)[int(len(probes) * 0.99) - 1],
         }
     finally:

@@ -20,6 +20,10 @@
 #define RENDER_MIN_MS 5
 #define RENDER_MAX_MS 100
 #define RENDER_CHECKS_PER_MS 20
+/* A run due within this much (at most a twentieth of its interval) starts
+ * with those due now: with a thousand checks a second the scheduler thread
+ * wakes a few hundred times, not a thousand.  Deadlines are never early. */
+#define START_SLACK_MS 4
 
 
 struct scheduler {
@@ -44,7 +48,9 @@ struct scheduler {
 	int64_t *busy_until; /* per worker: the deadline of its run, 0 idle */
 	bool thread_started, stopping;
 	bool dirty;          /* state changed since the last render */
+	bool rendering;      /* a thread is in changed() */
 	int64_t last_render; /* monotonic ms */
+	int64_t wake_at;     /* when the scheduler thread wakes; 0: awake */
 	pthread_t thread;
 	unsigned int seed;
 	int64_t heartbeat; /* atomic */
@@ -113,9 +119,35 @@ static void heap_down(struct scheduler *s, size_t i)
 	}
 }
 
+/* Whether the first event of the heap is to be handled at `now`. */
+static bool heap_due(const struct scheduler *s, int64_t now)
+{
+	const struct check *c = s->heap[0];
+	int64_t slack = 0;
+
+	if (c->sched.phase == PHASE_IDLE) {
+		slack = c->def.interval_ms / 20;
+		if (slack > START_SLACK_MS)
+			slack = START_SLACK_MS;
+	}
+	return check_due(c) <= now + slack;
+}
+
 static bool in_heap(const struct check *c)
 {
 	return c->sched.heap_index != HEAP_NONE;
+}
+
+/* The scheduler thread sleeps until its next event: it is woken only when
+ * something is due before that.  Waking a thread is the largest cost of a
+ * run (a context switch, dearer still from an idle CPU of a virtual
+ * machine).  Lock held. */
+static void wake_by(struct scheduler *s, int64_t t)
+{
+	if (s->wake_at && t < s->wake_at) {
+		s->wake_at = t;
+		pthread_cond_signal(&s->wake);
+	}
 }
 
 /* Capacity is reserved in scheduler_replace(), so this cannot fail. */
@@ -124,7 +156,8 @@ static void heap_push(struct scheduler *s, struct check *c)
 	c->sched.heap_index = s->heap_len;
 	s->heap[s->heap_len++] = c;
 	heap_up(s, c->sched.heap_index);
-	pthread_cond_signal(&s->wake);
+	if (c->sched.heap_index == 0)
+		wake_by(s, check_due(c));
 }
 
 static void heap_remove(struct scheduler *s, struct check *c)
@@ -144,11 +177,39 @@ static void heap_remove(struct scheduler *s, struct check *c)
 
 /* --- recording results ------------------------------------------------------ */
 
-/* The scheduler thread renders soon, outside the lock.  Lock held. */
+/*
+ * The owner is told of changes (changed(), outside the lock) by the first
+ * thread to see them once the render pause has passed: the worker that
+ * recorded a result, or the scheduler thread when the pause ends later.
+ * At a few results a second the worker renders at once and the scheduler
+ * thread sleeps on.  Lock held.
+ */
 static void mark_dirty(struct scheduler *s)
 {
 	s->dirty = true;
-	pthread_cond_signal(&s->wake);
+}
+
+/* Whether the caller is to call changed() now (then render_done()). */
+static bool render_claim(struct scheduler *s, int64_t now)
+{
+	if (!s->dirty || s->rendering)
+		return false;
+	if (now - s->last_render < render_pause(s)) {
+		wake_by(s, s->last_render + render_pause(s));
+		return false;
+	}
+	s->dirty = false;
+	s->rendering = true;
+	s->last_render = now;
+	return true;
+}
+
+/* Lock held. */
+static void render_done(struct scheduler *s)
+{
+	s->rendering = false;
+	if (s->dirty)
+		wake_by(s, s->last_render + render_pause(s));
 }
 
 /* Record one run's outcome in the check's state.  Lock held; logging
@@ -356,13 +417,18 @@ static void *worker_main(void *arg)
 		}
 		schedule_next(s, c, start);
 		struct check *next = release_successor(s, c);
+		bool render = render_claim(s, clock_mono_ms());
 		pthread_cond_broadcast(&s->done);
 		pthread_mutex_unlock(&s->lock);
 		host_result_clear(&r);
 		check_unref(next);
 		check_unref(orphan);
 		check_unref(c);
+		if (render)
+			s->changed(s->ctx);
 		pthread_mutex_lock(&s->lock);
+		if (render)
+			render_done(s);
 	}
 	s->workers_alive--;
 	pthread_cond_broadcast(&s->done);
@@ -424,26 +490,28 @@ static void *scheduler_main(void *arg)
 	while (!s->stopping) {
 		int64_t now = clock_mono_ms();
 
-		while (s->heap_len && check_due(s->heap[0]) <= now)
+		while (s->heap_len && heap_due(s, now))
 			scheduler_fire(s, s->heap[0], now);
 		if (!scheduler_starved(s, now))
 			__atomic_store_n(&s->heartbeat, now, __ATOMIC_RELEASE);
-		if (s->dirty && now - s->last_render >= render_pause(s)) {
-			s->dirty = false;
-			s->last_render = now;
+		if (render_claim(s, now)) {
 			pthread_mutex_unlock(&s->lock);
 			s->changed(s->ctx);
 			pthread_mutex_lock(&s->lock);
+			render_done(s);
 			continue; /* time has passed: look at the heap again */
 		}
 
 		int64_t until = now + HEARTBEAT_MS;
 		if (s->heap_len && check_due(s->heap[0]) < until)
 			until = check_due(s->heap[0]);
-		if (s->dirty && s->last_render + render_pause(s) < until)
+		if (s->dirty && !s->rendering &&
+		    s->last_render + render_pause(s) < until)
 			until = s->last_render + render_pause(s);
 		struct timespec ts = clock_timespec(until);
+		s->wake_at = until;
 		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+		s->wake_at = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -651,6 +719,7 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 	s->checks = set;
 	s->n_checks = n;
 	mark_dirty(s);
+	wake_by(s, s->last_render + render_pause(s));
 	pthread_mutex_unlock(&s->lock);
 
 	/* Outside the lock: the last reference runs the plugin's destroy(). */
