@@ -6,14 +6,18 @@
  *   library_loop http URL N    libcurl GET on a new connection each time
  *   library_loop postgres DSN N   libpq "SELECT 1" and "SELECT
  *                                 pg_is_in_recovery()" on one connection
- *   library_loop redis HOST PORT N   hiredis PING then INFO on one connection
+ *   library_loop redis HOST PORT N   hiredis PING then INFO, a new
+ *                                   connection each time
  *
+ * With -g GAP_US first, it sleeps that long between round trips, so the
+ * loop runs at a check's pace and pays, like healthd, for waking up.
  * Prints "cpu_us_per_op X".  Exits 1 when a round trip fails.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
@@ -35,6 +39,14 @@ static size_t discard(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+static useconds_t gap_us;
+
+static void pause_between(void)
+{
+	if (gap_us)
+		usleep(gap_us);
+}
+
 static int http(const char *url, long n)
 {
 	CURL *e = curl_easy_init();
@@ -51,6 +63,7 @@ static int http(const char *url, long n)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 		if (code != 200)
 			return 1;
+		pause_between();
 	}
 	curl_easy_cleanup(e);
 	return 0;
@@ -71,6 +84,7 @@ static int postgres(const char *dsn, long n)
 		PQclear(rec);
 		if (!ok)
 			return 1;
+		pause_between();
 	}
 	PQfinish(c);
 	return 0;
@@ -78,20 +92,23 @@ static int postgres(const char *dsn, long n)
 
 static int redis(const char *host, int port, long n)
 {
-	redisContext *c = redisConnect(host, port);
-
-	if (!c || c->err)
-		return 1;
 	for (long i = 0; i < n; i++) {
-		redisReply *pong = redisCommand(c, "PING");
-		redisReply *info = pong ? redisCommand(c, "INFO") : NULL;
-		int ok = info && info->type == REDIS_REPLY_STRING;
+		redisContext *c = redisConnect(host, port);
+		redisReply *pong, *info;
+		int ok;
+
+		if (!c || c->err)
+			return 1;
+		pong = redisCommand(c, "PING");
+		info = pong ? redisCommand(c, "INFO") : NULL;
+		ok = info && info->type == REDIS_REPLY_STRING;
 		freeReplyObject(pong);
 		freeReplyObject(info);
+		redisFree(c);
 		if (!ok)
 			return 1;
+		pause_between();
 	}
-	redisFree(c);
 	return 0;
 }
 
@@ -101,9 +118,14 @@ int main(int argc, char **argv)
 	long n;
 	int rc;
 
+	if (argc > 2 && !strcmp(argv[1], "-g")) {
+		gap_us = (useconds_t)atol(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: library_loop http URL N | postgres DSN N | "
-				"redis HOST PORT N\n");
+		fprintf(stderr, "usage: library_loop [-g GAP_US] http URL N | "
+				"postgres DSN N | redis HOST PORT N\n");
 		return 2;
 	}
 	n = atol(argv[argc - 1]);

@@ -10,8 +10,9 @@ each plugin healthd runs 20 checks every 200 ms, inline, and the figure is
 its CPU (utime + stime) over --seconds per run counted in /metrics: the
 plugin plus everything healthd does around a run (scheduling, recording,
 snapshots).  The reference makes the same round trips back to back in one
-thread: libcurl GET on a new connection; on one kept connection, libpq
-`SELECT 1` and `SELECT pg_is_in_recovery()`, hiredis PING and INFO.  Rounds alternate; medians.
+thread, as the plugins do with their defaults: libcurl GET on a new
+connection; libpq `SELECT 1` and `SELECT pg_is_in_recovery()` on one kept
+connection (mode: persistent); hiredis PING and INFO on a new connection.  Rounds alternate; medians.
 """
 
 import argparse
@@ -39,9 +40,9 @@ def build_reference(tmp):
     return exe
 
 
-def reference(exe, args, n):
-    out = subprocess.run([exe] + args + [str(n)], capture_output=True,
-                         text=True, check=True).stdout
+def reference(exe, args, n, gap_us=0):
+    out = subprocess.run([exe, "-g", str(gap_us)] + args + [str(n)],
+                         capture_output=True, text=True, check=True).stdout
     return float(out.split()[1])
 
 
@@ -78,15 +79,18 @@ def main():
                         cpu_per_run(build, checks, "inline", a.seconds))
                     results.setdefault((plugin, "library"), []).append(
                         reference(exe, args, a.ops))
+                    results.setdefault((plugin, "paced"), []).append(
+                        reference(exe, args, a.ops // 4, 10000))
         finally:
             nginx.terminate()
             nginx.wait()
     print(f"CPU µs per round trip, medians of {a.rounds}")
     for plugin in cases:
-        h = statistics.median(results[(plugin, "healthd")])
-        lib = statistics.median(results[(plugin, "library")])
-        print(f"{plugin:9s} healthd {h:7.1f}  library {lib:7.1f}  "
-              f"healthd/library {h / lib:.2f}x")
+        h, lib, paced = (statistics.median(results[(plugin, k)])
+                         for k in ("healthd", "library", "paced"))
+        print(f"{plugin:9s} healthd {h:7.1f}  library back to back "
+              f"{lib:7.1f} ({h / lib:.2f}x)  paced {paced:7.1f} "
+              f"({h / paced:.2f}x)")
 
 
 if __name__ == "__main__":

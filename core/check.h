@@ -44,6 +44,7 @@ struct check_sched {
 	bool in_set;             /* in the running set */
 	bool removed;            /* dropped by a reload: results are dropped */
 	bool in_queue;
+	bool spread;              /* its runs are spread over the interval */
 	struct check *queue_next; /* in the run queue, which holds a reference */
 	struct check *successor;  /* replaced while running: starts when this
 				   * run returns (a reference) */

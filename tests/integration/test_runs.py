@@ -74,6 +74,11 @@ class DeadlinesAcrossReloads(unittest.TestCase):
             d.rewrite(self.db("v1"))
             d.wait_for(lambda: d.check_body("db").get("status") == "pass",
                        what="first pass")
+            # The second run comes 1 to 2 s after the first; from then on
+            # runs are 2 s (±5 %) apart.
+            first = d.check_body("db")["last_run"]
+            d.wait_for(lambda: d.check_body("db")["last_run"] != first,
+                       timeout=5, interval=0.005, what="second run")
             t0 = time.monotonic()  # the next run starts 2 s (±5 %) later
             with open(self.ctl, "w") as f:
                 f.write("hang\n")
