@@ -2,9 +2,9 @@
 """How far past its deadline each bundled plugin returns against a hung server.
 
 Starts PostgreSQL, Redis and an HTTP server (tests/integration/servers.py),
-SIGSTOPs each one, and runs the plugin's check N times through plugin_run with
+SIGSTOPs each one, and runs the plugin's check N times through healthd-plugin-run with
 a 300 ms deadline.  The overshoot is the check's own duration_ms (measured by
-plugin_run around check()) minus the deadline; the process's start and exit
+healthd-plugin-run around check()) minus the deadline; the process's start and exit
 are not counted.
 
     HEALTHD_BUILD_DIR=build HEALTHD_PLUGIN_DIR=build/plugins \\

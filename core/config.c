@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -625,6 +626,59 @@ int config_expand(const char *in, char **out, char *err, size_t errlen)
 
 /* --- value parsers ------------------------------------------------------- */
 
+int config_parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; text && i < sizeof(yes) / sizeof(*yes); i++) {
+		if (!strcasecmp(text, yes[i]) || !strcasecmp(text, no[i])) {
+			*out = !strcasecmp(text, yes[i]);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int config_parse_size(const char *text, int64_t *bytes)
+{
+	static const struct {
+		const char *unit;
+		int64_t scale;
+	} units[] = {{"KiB", 1024}, {"MiB", 1024 * 1024},
+		     {"GiB", 1024 * 1024 * 1024}, {"", 1}};
+	char *end;
+
+	if (!text || *text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (errno || v <= 0 || v > INT64_MAX / units[i].scale)
+			return -1;
+		*bytes = v * units[i].scale;
+		return 0;
+	}
+	return -1;
+}
+
+int config_parse_int(const char *text, long long *out)
+{
+	const char *digits = text && *text == '-' ? text + 1 : text;
+	char *end;
+
+	if (!digits || *digits < '0' || *digits > '9')
+		return -1;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int config_parse_duration(const char *text, int64_t *ms)
 {
 	static const struct {
@@ -892,12 +946,8 @@ static int field_bool(struct ctx *c, const struct at *a, bool *out)
 
 	if (field_text(c, a, "true or false", &s) < 0)
 		return -1;
-	if (!strcmp(s, "true"))
-		*out = true;
-	else if (!strcmp(s, "false"))
-		*out = false;
-	else
-		rc = at_bad(c, a, "is not a boolean (expected true or false)");
+	if (config_parse_bool(s, out) < 0)
+		rc = at_bad(c, a, "is not a boolean (expected " CONFIG_BOOL_SYNTAX ")");
 	config_secret_free(s);
 	return rc;
 }
@@ -905,17 +955,13 @@ static int field_bool(struct ctx *c, const struct at *a, bool *out)
 static int field_int(struct ctx *c, const struct at *a, int min, int max,
 		     int *out)
 {
-	const char *digits;
 	char *s;
-	long v;
+	long long v;
 	int rc = 0;
 
 	if (field_text(c, a, "an integer", &s) < 0)
 		return -1;
-	digits = s + (s[0] == '-');
-	errno = 0;
-	v = strtol(s, NULL, 10);
-	if (!*digits || digits[strspn(digits, "0123456789")] || errno == ERANGE)
+	if (config_parse_int(s, &v) < 0)
 		rc = at_bad(c, a, "is not an integer");
 	else if ((v < min || v > max) && max == INT_MAX)
 		rc = at_bad(c, a, "is out of range (expected at least %d)", min);
@@ -938,7 +984,7 @@ static int field_duration(struct ctx *c, const struct at *a, bool zero_ok,
 	if (field_text(c, a, "a duration", &s) < 0)
 		return -1;
 	if (config_parse_duration(s, &v) < 0)
-		rc = at_bad(c, a, "is not a duration (use ms, s, m, h)");
+		rc = at_bad(c, a, "is not a duration (" CONFIG_DURATION_SYNTAX ")");
 	else if (!zero_ok && v == 0)
 		rc = at_bad(c, a, "must be greater than 0");
 	else
@@ -947,37 +993,20 @@ static int field_duration(struct ctx *c, const struct at *a, bool zero_ok,
 	return rc;
 }
 
-/* One of `names` (NULL-terminated); *out is its index. */
-/* A size: bytes, or a number with KiB, MiB or GiB. */
 static int field_size(struct ctx *c, const struct at *a, int64_t *out)
 {
-	static const struct {
-		const char *unit;
-		int64_t scale;
-	} units[] = {{"KiB", 1024}, {"MiB", 1024 * 1024},
-		     {"GiB", 1024 * 1024 * 1024}, {"", 1}};
-	char *s, *end;
-	int rc = -1;
+	char *s;
+	int rc = 0;
 
 	if (field_text(c, a, "a size", &s) < 0)
 		return -1;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
-		if (strcmp(end, units[i].unit) != 0)
-			continue;
-		if (!errno && end != s && v > 0 && v <= INT64_MAX / units[i].scale) {
-			*out = v * units[i].scale;
-			rc = 0;
-		}
-		break;
-	}
-	if (rc < 0)
-		at_bad(c, a, "is not a size (use KiB, MiB or GiB, e.g. 256MiB)");
+	if (config_parse_size(s, out) < 0)
+		rc = at_bad(c, a, "is not a size (" CONFIG_SIZE_SYNTAX ")");
 	config_secret_free(s);
 	return rc;
 }
 
+/* One of `names` (NULL-terminated); *out is its index. */
 static int field_enum(struct ctx *c, const struct at *a,
 		      const char *const *names, int *out)
 {
@@ -1311,7 +1340,7 @@ static int checks_load(struct ctx *c, const struct node *root,
 /* --- the rest of the file ------------------------------------------------ */
 
 static const char *const top_keys[] = {
-	"listen", "base_path", "metrics", "log", "plugin_dirs", "server",
+	"listen", "base_path", "service", "metrics", "log", "plugin_dirs", "server",
 	"workers", "details", "details_token_file", "shutdown", "defaults",
 	"checks", NULL,
 };
@@ -1395,6 +1424,29 @@ static int base_path_load(struct ctx *c, const struct at *a,
 		s[n - 1] = '\0';
 	free(cfg->base_path);
 	cfg->base_path = s;
+	return 0;
+}
+
+/* A name for people and label values: printable, short. */
+static int service_load(struct ctx *c, const struct at *a, struct config *cfg)
+{
+	char *s;
+	size_t n;
+
+	if (field_text(c, a, "a name", &s) < 0)
+		return -1;
+	n = strlen(s);
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			n = 0;
+	}
+	if (n == 0 || n > CONFIG_SERVICE_MAX) {
+		config_secret_free(s);
+		return at_bad(c, a, "is not a service name (1 to %d printable "
+				    "characters)", CONFIG_SERVICE_MAX);
+	}
+	free(cfg->service);
+	cfg->service = s;
 	return 0;
 }
 
@@ -1515,6 +1567,9 @@ static int root_load(struct ctx *c, const struct node *root,
 	if (map_get(root, "base_path", "base_path", &a) &&
 	    base_path_load(c, &a, cfg) < 0)
 		return -1;
+	if (map_get(root, "service", "service", &a) &&
+	    service_load(c, &a, cfg) < 0)
+		return -1;
 	if (map_get(root, "metrics", "metrics", &a) &&
 	    field_bool(c, &a, &cfg->metrics) < 0)
 		return -1;
@@ -1528,19 +1583,24 @@ static int root_load(struct ctx *c, const struct node *root,
 	return checks_load(c, root, cfg);
 }
 
+char *const config_default_plugin_dirs[CONFIG_DEFAULT_PLUGIN_DIRS] = {
+	HEALTHD_DEFAULT_PLUGIN_DIR,
+	"/opt/healthd/plugins",
+};
+
 static int defaults_set(struct config *cfg, const char *path)
 {
-	static const char *const dirs[] = {
-		HEALTHD_DEFAULT_PLUGIN_DIR,
-		"/opt/healthd/plugins",
-	};
+	char *const *dirs = config_default_plugin_dirs;
 
 	cfg->path = strdup(path);
 	cfg->base_path = strdup("/api/v1/health");
-	cfg->plugin_dirs = calloc(2, sizeof(*cfg->plugin_dirs));
-	if (!cfg->path || !cfg->base_path || !cfg->plugin_dirs)
+	cfg->service = strdup("healthd");
+	cfg->plugin_dirs = calloc(CONFIG_DEFAULT_PLUGIN_DIRS,
+				  sizeof(*cfg->plugin_dirs));
+	if (!cfg->path || !cfg->base_path || !cfg->service || !cfg->plugin_dirs)
 		return -1;
-	for (; cfg->n_plugin_dirs < 2; cfg->n_plugin_dirs++) {
+	for (; cfg->n_plugin_dirs < CONFIG_DEFAULT_PLUGIN_DIRS;
+	     cfg->n_plugin_dirs++) {
 		cfg->plugin_dirs[cfg->n_plugin_dirs] =
 			strdup(dirs[cfg->n_plugin_dirs]);
 		if (!cfg->plugin_dirs[cfg->n_plugin_dirs])
@@ -1667,6 +1727,7 @@ void config_free(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->listen_host);
 	free(cfg->base_path);
+	free(cfg->service);
 	free(cfg);
 }
 

@@ -61,6 +61,12 @@ struct config_check {
 	int line, col; /* of the check's mapping, 1-based */
 };
 
+#define CONFIG_SERVICE_MAX 128 /* bytes of `service` */
+
+/* plugin_dirs when the config sets none. */
+#define CONFIG_DEFAULT_PLUGIN_DIRS 2
+extern char *const config_default_plugin_dirs[CONFIG_DEFAULT_PLUGIN_DIRS];
+
 struct config {
 	char *path; /* as given */
 
@@ -69,6 +75,7 @@ struct config {
 	int listen_port;
 
 	char *base_path; /* starts with '/', no trailing '/' ("" allowed for "/") */
+	char *service;   /* the service's name: IETF serviceId, healthd_info */
 	bool metrics;
 	enum log_level log_level;
 	enum log_format log_format;
@@ -104,8 +111,20 @@ struct config {
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
-/* "500ms", "2s", "1.5m", "1h" -> milliseconds.  Returns 0 or -1. */
+/* The value parsers of the config's settings, which plugins get too
+ * (plugin.h, option_bool() and the rest): one syntax everywhere.  Each
+ * returns 0 or -1; the CONFIG_*_SYNTAX text says what is accepted. */
+#define CONFIG_BOOL_SYNTAX "true, false, yes, no, on or off"
+#define CONFIG_DURATION_SYNTAX "use ms, s, m, h"
+#define CONFIG_SIZE_SYNTAX "use KiB, MiB or GiB, e.g. 256MiB"
+/* true/false, yes/no, on/off in any case (YAML's forms), 1/0. */
+int config_parse_bool(const char *text, bool *out);
+/* "500ms", "2s", "1.5m", "1h" -> milliseconds. */
 int config_parse_duration(const char *text, int64_t *ms);
+/* Bytes, or a number with KiB, MiB or GiB: greater than 0. */
+int config_parse_size(const char *text, int64_t *bytes);
+/* A whole decimal number, '-' allowed before it. */
+int config_parse_int(const char *text, long long *out);
 
 /* Expand ${VAR}, ${VAR:-default} and ${file:/path} in `in`.  Returns 0 and a
  * malloc'd *out, or -1 with a message in err that names the variable or

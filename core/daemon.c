@@ -86,6 +86,7 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 	v->loaded_at = d->loaded_at;
 	v->last_reload_ok = !d->last_reload_error;
 	v->last_reload_error = dup_or_null(d->last_reload_error);
+	v->service = dup_or_null(d->cfg->service);
 	v->restart_required = d->restart_required;
 	v->n_restarts = isolate_metrics(v->restarts, RENDER_RESTARTS_MAX,
 					&v->plugin_hosts);

@@ -63,6 +63,82 @@ static int host_option_next(const struct healthd_check *check,
 	return 0;
 }
 
+/*
+ * Options parsed as the core parses its own settings (config.h).  0 and
+ * *out; 1 when the option is unset with no default; -1 with "KEY: what is
+ * expected" in err, never the value (it may come from a Secret).
+ */
+static int host_option_parsed(const struct healthd_check *check,
+			      const char *key, int parsed, const char *expected,
+			      char *err, size_t errlen)
+{
+	if (!host_option(check, key))
+		return 1;
+	if (parsed == 0)
+		return 0;
+	snprintf(err, errlen, "%s: expected %s", key, expected);
+	return -1;
+}
+
+static int host_option_bool(const struct healthd_check *check, const char *key,
+			    int *out, char *err, size_t errlen)
+{
+	const char *v = host_option(check, key);
+	bool b = false;
+	int rc = host_option_parsed(check, key, v ? config_parse_bool(v, &b) : 0,
+				    CONFIG_BOOL_SYNTAX, err, errlen);
+
+	if (rc == 0)
+		*out = b;
+	return rc;
+}
+
+/* An option parsed into an int64_t by `parse` (a config.h parser). */
+static int host_option_i64(const struct healthd_check *check, const char *key,
+			   int (*parse)(const char *, int64_t *),
+			   const char *expected, int64_t *out, char *err,
+			   size_t errlen)
+{
+	const char *v = host_option(check, key);
+	int64_t n = 0;
+	int rc = host_option_parsed(check, key, v ? parse(v, &n) : 0, expected,
+				    err, errlen);
+
+	if (rc == 0)
+		*out = n;
+	return rc;
+}
+
+static int host_option_duration_ms(const struct healthd_check *check,
+				   const char *key, int64_t *out, char *err,
+				   size_t errlen)
+{
+	return host_option_i64(check, key, config_parse_duration,
+			       "a duration (" CONFIG_DURATION_SYNTAX ")", out,
+			       err, errlen);
+}
+
+static int host_option_int(const struct healthd_check *check, const char *key,
+			   long long *out, char *err, size_t errlen)
+{
+	const char *v = host_option(check, key);
+	long long n = 0;
+	int rc = host_option_parsed(check, key, v ? config_parse_int(v, &n) : 0,
+				    "a whole number", err, errlen);
+
+	if (rc == 0)
+		*out = n;
+	return rc;
+}
+
+static int host_option_size(const struct healthd_check *check, const char *key,
+			    int64_t *out, char *err, size_t errlen)
+{
+	return host_option_i64(check, key, config_parse_size,
+			       "a size in bytes (" CONFIG_SIZE_SYNTAX ")", out,
+			       err, errlen);
+}
+
 #define REDACTED "***"
 
 /* The length of the longest secret of `check` that `at` starts with, or 0.
@@ -258,6 +334,10 @@ const struct healthd_host host_api = {
 	.detail_str = host_detail_str,
 	.detail_num = host_detail_num,
 	.detail_bool = host_detail_bool,
+	.option_bool = host_option_bool,
+	.option_duration_ms = host_option_duration_ms,
+	.option_int = host_option_int,
+	.option_size = host_option_size,
 };
 
 void host_check_init(struct healthd_check *check, const struct config_check *cc,

@@ -25,6 +25,7 @@
 	 sizeof(((struct healthd_plugin *)0)->field))
 static const size_t loader_min_size[HEALTHD_ABI_MINOR + 1] = {
 	[0] = LOADER_END_OF(destroy),
+	[1] = LOADER_END_OF(destroy), /* 1.1 added host functions only */
 };
 
 /* Every plugin currently loaded, keyed by resolved path.  Reloads open and

@@ -1,4 +1,7 @@
-/* main.c — the command line: run, --check-config, --once, --version. */
+/* main.c — the command line: run, --check-config, --once, plugins,
+ * --version. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
@@ -25,10 +29,71 @@ static void usage(FILE *out)
 		"       healthd -c FILE --check-config    validate and exit: 0 valid, 2 invalid\n"
 		"       healthd -c FILE --once [--json]   run every check once and print;\n"
 		"                                         exit 0 healthy, 1 degraded, 2 unhealthy, 3 error\n"
+		"       healthd plugins [DIR...]          list the plugins found (default: the\n"
+		"                                         default plugin_dirs), their options\n"
 		"       healthd --version | --help\n"
 		"\n"
 		"The config path defaults to $HEALTHD_CONFIG, then " DEFAULT_CONFIG ".\n"
 		"HEALTHD_LOG_LEVEL and HEALTHD_LISTEN override log.level and listen.\n");
+}
+
+static int so_file(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return n > 3 && !strcmp(e->d_name + n - 3, ".so");
+}
+
+/* One plugin: its description, then each option with its default and
+ * help.  A file the loader refuses is listed with the reason.  Returns 0,
+ * or -1 when refused. */
+static int list_plugin(const char *dir, const char *file)
+{
+	char path[4096], err[1024];
+	struct plugin *p;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (loader_open(path, NULL, 0, &p, err, sizeof(err)) < 0) {
+		printf("  %s: refused: %s\n", file, err);
+		return -1;
+	}
+	printf("  %s — %s\n", p->desc->name,
+	       p->desc->description ? p->desc->description : "");
+	for (const struct healthd_option_spec *o = p->desc->options;
+	     o && o->name; o++) {
+		printf("      %-18s %s", o->name, o->help ? o->help : "");
+		if (o->default_value)
+			printf(" [default: %s]", o->default_value);
+		printf("\n");
+	}
+	loader_release(p);
+	return 0;
+}
+
+/* `healthd plugins [DIR...]`: 0, or 1 when a file was refused or a
+ * directory cannot be read. */
+static int list_plugins(char *const *dirs, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct dirent **files;
+		int k = scandir(dirs[i], &files, so_file, alphasort);
+
+		printf("%s:\n", dirs[i]);
+		if (k < 0) {
+			printf("  cannot read it: %s\n", strerror(errno));
+			rc = 1;
+			continue;
+		}
+		for (int j = 0; j < k; j++) {
+			if (list_plugin(dirs[i], files[j]->d_name) < 0)
+				rc = 1;
+			free(files[j]);
+		}
+		free(files);
+	}
+	return rc;
 }
 
 /* The log thread writes lines later: let them out before exiting. */
@@ -88,6 +153,19 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "plugins") && !check_only &&
+	    !once && !json) {
+		bool given = optind + 1 < argc;
+
+		if (loader_init() < 0)
+			return 1;
+		rc = list_plugins(given ? argv + optind + 1
+					: config_default_plugin_dirs,
+				  given ? (size_t)(argc - optind - 1)
+					: CONFIG_DEFAULT_PLUGIN_DIRS);
+		loader_exit();
+		return flushed(rc);
 	}
 	if (optind < argc || (json && !once) || (check_only && once)) {
 		usage(stderr);

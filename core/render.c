@@ -13,6 +13,11 @@
 #define HEALTHD_VERSION "0.0.0"
 #endif
 
+static const char *service_name(const struct health_view *v)
+{
+	return v->service ? v->service : "healthd";
+}
+
 static bool excluded(const struct render_exclude *ex, const char *name)
 {
 	for (size_t i = 0; ex && i < ex->n; i++)
@@ -304,7 +309,7 @@ static json_object *ietf_body(const struct health_view *v,
 				 state_status_name(as_status[verdict])));
 	add(o, "version", json_object_new_string("1"));
 	add(o, "releaseId", json_object_new_string(HEALTHD_VERSION));
-	add(o, "serviceId", json_object_new_string("healthd"));
+	add(o, "serviceId", json_object_new_string(service_name(v)));
 	add(o, "description", json_object_new_string("healthd verdict"));
 	add(o, "checks", each_check(v, ex, redact, ietf_member));
 	return o;
@@ -401,6 +406,7 @@ void render_view_clear(struct health_view *v)
 	}
 	free(v->checks);
 	free(v->last_reload_error);
+	free(v->service);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -458,14 +464,17 @@ char *render_metrics(const struct health_view *v)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	enum verdict verdict = render_verdict(v, NULL);
+	char service[2 * CONFIG_SERVICE_MAX + 1];
 
 	if (!f)
 		return NULL;
 	fprintf(f, "# HELP healthd_up Always 1 while healthd answers.\n"
 		   "# TYPE healthd_up gauge\nhealthd_up 1\n");
-	fprintf(f, "# HELP healthd_info Build information.\n"
+	label_escape(service, sizeof(service), service_name(v));
+	fprintf(f, "# HELP healthd_info Build information and the service's name.\n"
 		   "# TYPE healthd_info gauge\n"
-		   "healthd_info{version=\"%s\"} 1\n", HEALTHD_VERSION);
+		   "healthd_info{version=\"%s\",service=\"%s\"} 1\n",
+		HEALTHD_VERSION, service);
 	fprintf(f, "# HELP healthd_uptime_seconds Seconds since healthd started.\n"
 		   "# TYPE healthd_uptime_seconds gauge\n"
 		   "healthd_uptime_seconds %.1f\n", v->uptime_s);

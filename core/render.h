@@ -36,6 +36,7 @@ struct check_view {
 };
 
 struct health_view {
+	char *service; /* NULL: "healthd" */
 	bool started;
 	bool draining;
 	double uptime_s;

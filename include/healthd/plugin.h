@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 #define HEALTHD_ABI_MAJOR 1
-#define HEALTHD_ABI_MINOR 0
+#define HEALTHD_ABI_MINOR 1
 
 /* How long past deadline_ms the core still takes a run's result. */
 #define HEALTHD_DEADLINE_GRACE_MS 20
@@ -146,6 +146,25 @@ struct healthd_host {
 			   double value);
 	void (*detail_bool)(struct healthd_result *result, const char *key,
 			    int value);
+
+	/* --- since ABI 1.1 ---------------------------------------------------
+	 * An option (or its default) parsed exactly as healthd parses its own
+	 * settings, so users write one syntax everywhere: booleans true/false,
+	 * yes/no, on/off in any case (and 1/0); durations "500ms", "2s",
+	 * "1.5m", "1h"; whole numbers; sizes in bytes or with KiB, MiB, GiB.
+	 * Each returns 0 and sets *out; 1 when the option is not set and has
+	 * no default (*out untouched); -1 when it is malformed, with
+	 * "KEY: expected ..." in err (never the value: it may be a secret),
+	 * ready to return from create(). */
+	int (*option_bool)(const struct healthd_check *check, const char *key,
+			   int *out, char *err, size_t errlen);
+	int (*option_duration_ms)(const struct healthd_check *check,
+				  const char *key, int64_t *out, char *err,
+				  size_t errlen);
+	int (*option_int)(const struct healthd_check *check, const char *key,
+			  long long *out, char *err, size_t errlen);
+	int (*option_size)(const struct healthd_check *check, const char *key,
+			   int64_t *out, char *err, size_t errlen);
 };
 
 struct healthd_plugin {

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -336,21 +335,6 @@ static void http_destroy(void *instance)
 	free(h);
 }
 
-/* "true"/"false" and the usual spellings; -1 for anything else. */
-static int http_bool(const char *s)
-{
-	static const char *const yes[] = {"true", "yes", "on", "1"};
-	static const char *const no[] = {"false", "no", "off", "0"};
-
-	for (size_t i = 0; i < 4; i++) {
-		if (!strcasecmp(s, yes[i]))
-			return 1;
-		if (!strcasecmp(s, no[i]))
-			return 0;
-	}
-	return -1;
-}
-
 /* "200-299, 304" into ranges; -1 when it is not that. */
 static int http_parse_status(struct http *h, const char *s)
 {
@@ -471,8 +455,6 @@ static int http_create(const struct healthd_host *host,
 	const char *url = host->option(check, "url");
 	const char *method = host->option(check, "method");
 	const char *status = host->option(check, "expect_status");
-	const char *verify = host->option(check, "tls_verify");
-	const char *follow = host->option(check, "follow_redirects");
 	const char *key, *value;
 	struct http *h;
 	size_t pos = 0;
@@ -524,14 +506,12 @@ static int http_create(const struct healthd_host *host,
 				      "answers have no body)");
 		goto fail;
 	}
-	if ((h->tls_verify = http_bool(verify)) < 0) {
-		snprintf(err, errlen, "tls_verify: expected true or false");
+	/* Both have defaults: never unset. */
+	if (host->option_bool(check, "tls_verify", &h->tls_verify, err,
+			      errlen) < 0 ||
+	    host->option_bool(check, "follow_redirects", &h->follow, err,
+			      errlen) < 0)
 		goto fail;
-	}
-	if ((h->follow = http_bool(follow)) < 0) {
-		snprintf(err, errlen, "follow_redirects: expected true or false");
-		goto fail;
-	}
 	h->ca_file = host->option(check, "ca_file");
 	if (h->ca_file && access(h->ca_file, R_OK) != 0) {
 		snprintf(err, errlen, "ca_file: cannot read it (%s)",

@@ -25,7 +25,7 @@ dir, and is stopped by its PID (never by name).  Python 3 stdlib only.
 Every server has start(), stop(), pause(), resume(), close() (stop and
 delete its files), .port and .pid, and is a context manager.
 
-run_plugin() drives a plugin through plugin_run (the core's real loader):
+run_plugin() drives a plugin through healthd-plugin-run (the core's real loader):
     result, stderr, wall_ms = servers.run_plugin("postgres", {"dsn": pg.dsn},
                                                  timeout_ms=300)
 PluginTestCase adds assertions on top of it (status, deadline, refusals,
@@ -33,7 +33,7 @@ secrets) and runs the daemon's --check-config and --once on a one-check
 config.
 
 The environment set by tests/CMakeLists.txt says where things are:
-HEALTHD_BUILD_DIR (plugin_run), HEALTHD_PLUGIN_DIR (the bundled plugins).
+HEALTHD_BUILD_DIR (healthd-plugin-run), HEALTHD_PLUGIN_DIR (the bundled plugins).
 """
 
 import json
@@ -53,7 +53,7 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 BUILD_DIR = os.environ.get("HEALTHD_BUILD_DIR", "")
 PLUGIN_DIR = os.environ.get("HEALTHD_PLUGIN_DIR", "")
-PLUGIN_RUN = os.path.join(BUILD_DIR, "tests", "plugins", "plugin_run")
+PLUGIN_RUN = os.path.join(BUILD_DIR, "healthd-plugin-run")
 
 # Proxies from the caller's environment would catch requests to 127.0.0.1.
 CLEAN_ENV = {k: v for k, v in os.environ.items()
@@ -78,11 +78,11 @@ def wait_until(predicate, timeout, what):
 
 
 def run_plugin(plugin, options=(), timeout_ms=2000, wall_timeout=30):
-    """Run one check through plugin_run.
+    """Run one check through healthd-plugin-run.
 
     `options` is a dict or a list of (key, value) pairs.  Returns (result,
     stderr, wall_ms): result is the parsed JSON line, or None when
-    plugin_run refused (exit 2); anything else raises.
+    healthd-plugin-run refused (exit 2); anything else raises.
     """
     items = options.items() if isinstance(options, dict) else options
     args = [PLUGIN_RUN, plugin, "--timeout-ms", str(timeout_ms)]
@@ -96,7 +96,7 @@ def run_plugin(plugin, options=(), timeout_ms=2000, wall_timeout=30):
     if p.returncode == 2:
         return None, p.stdout + p.stderr, wall_ms
     if p.returncode != 0:
-        raise RuntimeError(f"plugin_run exited {p.returncode}: {p.stderr}")
+        raise RuntimeError(f"healthd-plugin-run exited {p.returncode}: {p.stderr}")
     return json.loads(p.stdout), p.stderr, wall_ms
 
 
@@ -112,7 +112,7 @@ class PluginTestCase(unittest.TestCase):
         """Run one check; returns (result, all output as one string)."""
         result, stderr, self.wall_ms = run_plugin(
             self.plugin, options, timeout_ms or self.timeout_ms)
-        self.assertIsNotNone(result, f"plugin_run refused: {stderr}")
+        self.assertIsNotNone(result, f"healthd-plugin-run refused: {stderr}")
         return result, json.dumps(result) + stderr
 
     def assert_result(self, options, status, *words, timeout_ms=None):
@@ -130,7 +130,7 @@ class PluginTestCase(unittest.TestCase):
         self.assertGreaterEqual(result["duration_ms"], timeout_ms - 2, result)
         self.assertLessEqual(result["duration_ms"], timeout_ms + self.slack_ms,
                              result)
-        # plugin_run's own start and exit come on top; generous for ASan.
+        # healthd-plugin-run's own start and exit come on top; generous for ASan.
         self.assertLess(self.wall_ms, timeout_ms + 2000)
         return result
 

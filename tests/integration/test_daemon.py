@@ -11,7 +11,8 @@ import tempfile
 import time
 import unittest
 
-from harness import BASE, Daemon, check, config_text, free_port, run
+from harness import (BASE, PLUGIN_DIR, TEST_PLUGIN_DIR, Daemon, check,
+                     config_text, free_port, run)
 
 
 def write(path, text):
@@ -427,6 +428,23 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("--check-config", r.stdout)
         self.assertEqual(run(["--bogus"]).returncode, 2)
+
+    def test_plugins_lists_each_plugin_with_its_options(self):
+        r = run(["plugins", PLUGIN_DIR])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = r.stdout
+        self.assertTrue(out.startswith(PLUGIN_DIR + ":\n"), out)
+        for name in ("file", "http", "postgres", "redis"):
+            self.assertRegex(out, rf"\n  {name} — \S", out)
+        self.assertRegex(out, r"\n      tls_verify +verify .* \[default: true\]\n")
+        self.assertRegex(out, r"\n      path +the file to check \(required\)\n")
+        # A file the loader refuses is listed with why, and the exit says so.
+        r = run(["plugins", TEST_PLUGIN_DIR, os.path.join(self.tmp.name, "none")])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("  testplug — ", r.stdout)
+        self.assertRegex(r.stdout, r"  bad_major\.so: refused: .*ABI version 2\.\d+ "
+                                   r"is not supported")
+        self.assertIn("none:\n  cannot read it: No such file or directory", r.stdout)
 
     def test_check_config(self):
         r = run(["-c", self.conf([check("db")]), "--check-config"])

@@ -148,7 +148,7 @@ class PostgresPlugin(PluginTestCase):
                                           "query": query},
                             timeout_ms=1000, wall_timeout=10)
                     except subprocess.TimeoutExpired:
-                        self.fail("plugin_run still running 10 s after "
+                        self.fail("healthd-plugin-run still running 10 s after "
                                   "a 1 s deadline")
                     self.assertIsNotNone(r, err)
                     self.assertEqual(r["status"], "fail", r)

@@ -303,7 +303,7 @@ static void test_errors(void)
 		/* unknown keys */
 		{"listen: \":80\"\nlsten: x\n",
 		 "2:1: unknown key \"lsten\"; expected one of: listen, base_path, "
-		 "metrics, log, plugin_dirs, server, workers, details, "
+		 "service, metrics, log, plugin_dirs, server, workers, details, "
 		 "details_token_file, shutdown, defaults, checks"},
 		{"checks:\n  - name: db\n    plugin: pg\n    intervl: 5s\n",
 		 "4:5: unknown key \"intervl\" in check \"db\"; expected one of: "
@@ -333,10 +333,18 @@ static void test_errors(void)
 		{"details: secret\n",
 		 "1:1: details: \"secret\" is not valid (expected one of: public, "
 		 "token, hidden)"},
-		{"metrics: yes\n",
-		 "1:1: metrics: \"yes\" is not a boolean (expected true or false)"},
-		{"checks:\n  - name: db\n    plugin: pg\n    critical: 1\n",
-		 "4:5: critical: \"1\" is not a boolean (expected true or false)"},
+		{"service: \"\"\n",
+		 "1:1: service: \"\" is not a service name (1 to 128 printable "
+		 "characters)"},
+		{"service: \"a\\tb\"\n",
+		 "1:1: service: \"a\\x09b\" is not a service name (1 to 128 printable "
+		 "characters)"},
+		{"metrics: maybe\n",
+		 "1:1: metrics: \"maybe\" is not a boolean (expected true, "
+		 "false, yes, no, on or off)"},
+		{"checks:\n  - name: db\n    plugin: pg\n    critical: 2\n",
+		 "4:5: critical: \"2\" is not a boolean (expected true, false, "
+		 "yes, no, on or off)"},
 		/* integers */
 		{"server:\n  threads: -1\n",
 		 "2:3: server.threads: \"-1\" is out of range (expected 0 to 1024)"},
@@ -891,6 +899,50 @@ static void test_durations(void)
 	}
 }
 
+/* The value parsers plugins get too: one syntax for the core and them. */
+static void test_value_parsers(void)
+{
+	static const char *const yes[] = {"true", "True", "YES", "on", "1"};
+	static const char *const no[] = {"false", "FALSE", "no", "Off", "0"};
+	static const char *const not_bool[] = {"", "y", "n", "2", "truee", " on"};
+	bool b;
+	int64_t bytes;
+	long long n;
+
+	for (size_t i = 0; i < 5; i++) {
+		b = false;
+		CU_ASSERT_EQUAL(config_parse_bool(yes[i], &b), 0);
+		CU_ASSERT_TRUE(b);
+		CU_ASSERT_EQUAL(config_parse_bool(no[i], &b), 0);
+		CU_ASSERT_FALSE(b);
+	}
+	for (size_t i = 0; i < sizeof(not_bool) / sizeof(*not_bool); i++)
+		CU_ASSERT_EQUAL(config_parse_bool(not_bool[i], &b), -1);
+
+	CU_ASSERT_EQUAL(config_parse_size("4096", &bytes), 0);
+	CU_ASSERT_EQUAL(bytes, 4096);
+	CU_ASSERT_EQUAL(config_parse_size("24MiB", &bytes), 0);
+	CU_ASSERT_EQUAL(bytes, 24 * 1024 * 1024);
+	CU_ASSERT_EQUAL(config_parse_size("0", &bytes), -1);
+	CU_ASSERT_EQUAL(config_parse_size("-1KiB", &bytes), -1);
+	CU_ASSERT_EQUAL(config_parse_size("1 MiB", &bytes), -1);
+	CU_ASSERT_EQUAL(config_parse_size("9999999999GiB", &bytes), -1);
+
+	CU_ASSERT_EQUAL(config_parse_int("-42", &n), 0);
+	CU_ASSERT_EQUAL(n, -42);
+	CU_ASSERT_EQUAL(config_parse_int("+7", &n), -1);
+	CU_ASSERT_EQUAL(config_parse_int("7x", &n), -1);
+	CU_ASSERT_EQUAL(config_parse_int("", &n), -1);
+	CU_ASSERT_EQUAL(config_parse_int("99999999999999999999", &n), -1);
+
+	/* The config's own booleans take the same forms. */
+	struct config *cfg = load_ok("metrics: yes\nservice: payments\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_TRUE(cfg->metrics);
+	CU_ASSERT_STRING_EQUAL(cfg->service, "payments");
+	config_free(cfg);
+}
+
 /* isolation and isolation_max_rss: defaults, overrides, errors, equality. */
 static void test_isolation(void)
 {
@@ -941,6 +993,7 @@ static CU_TestInfo config_tests[] = {
 	{"check equality sees expansions", test_check_equal_expansions},
 	{"each expansion of an option is a secret", test_option_secrets},
 	{"durations", test_durations},
+	{"booleans, sizes and integers", test_value_parsers},
 	{"isolation", test_isolation},
 	CU_TEST_INFO_NULL,
 };

@@ -210,11 +210,66 @@ static void test_create_error(void)
 }
 
 
+/* option_bool() and the rest: the core's syntax, defaults, unset options,
+ * and errors that name the key but never the value (it may be a secret). */
+static void test_typed_options(void)
+{
+	static const struct healthd_option_spec spec[] = {
+		{"on", NULL, ""}, {"wait", NULL, ""}, {"n", NULL, ""},
+		{"cap", NULL, ""}, {"dflt", "1.5m", ""}, {"unset", NULL, ""},
+		{"bad", NULL, ""}, {NULL, NULL, NULL},
+	};
+	struct config *cfg = load("checks:\n"
+				  "  - name: db\n"
+				  "    plugin: p\n"
+				  "    options:\n"
+				  "      on: YES\n"
+				  "      wait: 250ms\n"
+				  "      n: \"-3\"\n"
+				  "      cap: 2MiB\n"
+				  "      bad: ${T_SECRET}\n");
+	struct healthd_check check;
+	int b = -1;
+	int64_t v = -1;
+	long long n = 0;
+
+	host_check_init(&check, &cfg->checks[0], spec);
+	CU_ASSERT_EQUAL(host_api.option_bool(&check, "on", &b, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(b, 1);
+	CU_ASSERT_EQUAL(host_api.option_duration_ms(&check, "wait", &v, err,
+						    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v, 250);
+	CU_ASSERT_EQUAL(host_api.option_duration_ms(&check, "dflt", &v, err,
+						    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v, 90000); /* the declared default, parsed */
+	CU_ASSERT_EQUAL(host_api.option_int(&check, "n", &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(n, -3);
+	CU_ASSERT_EQUAL(host_api.option_size(&check, "cap", &v, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(v, 2 * 1024 * 1024);
+
+	v = 7;
+	CU_ASSERT_EQUAL(host_api.option_size(&check, "unset", &v, err,
+					     sizeof(err)), 1);
+	CU_ASSERT_EQUAL(v, 7); /* untouched */
+
+	CU_ASSERT_EQUAL(host_api.option_bool(&check, "bad", &b, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "bad: expected true, false, yes, no, on or off");
+	CU_ASSERT_EQUAL(host_api.option_duration_ms(&check, "bad", &v, err,
+						    sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "bad: expected a duration (use ms, s, m, h)");
+	assert_no_prefix(err);
+	CU_ASSERT_EQUAL(host_api.option_int(&check, "wait", &n, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "wait: expected a whole number");
+	config_free(cfg);
+}
+
+
 static CU_TestInfo host_tests[] = {
 	{"result redacted before the cut", test_result_cut},
 	{"log line redacted before the cut", test_log_cut},
 	{"each expansion of a value redacted", test_expansion_inside_value},
 	{"create() errors redacted", test_create_error},
+	{"typed options parse as the core's settings", test_typed_options},
 	CU_TEST_INFO_NULL,
 };
 

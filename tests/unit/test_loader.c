@@ -145,9 +145,9 @@ static void test_run_testplug(void)
 static void test_refusals(void)
 {
 	expect_refused("bad_major", TEST_PLUGIN_DIR "/bad_major.so: ",
-		       "ABI version 2.0 is not supported (healthd speaks 1.0)");
+		       "ABI version 2.1 is not supported (healthd speaks 1.1)");
 	expect_refused("bad_minor", TEST_PLUGIN_DIR "/bad_minor.so: ",
-		       "ABI version 1.1 is newer than healthd's 1.0");
+		       "ABI version 1.2 is newer than healthd's 1.1");
 	expect_refused("bad_size", TEST_PLUGIN_DIR "/bad_size.so: ",
 		       "plugin struct is");
 	expect_refused("bad_name", TEST_PLUGIN_DIR "/bad_name.so: ",

@@ -182,7 +182,18 @@ static void test_health_json(void)
 	json_object *item = json_object_array_get_idx(arr, 0);
 	CU_ASSERT_STRING_EQUAL(str(item, "status"), "warn");
 	CU_ASSERT_STRING_EQUAL(str(item, "output"), "status 500");
+	CU_ASSERT_STRING_EQUAL(str(o, "serviceId"), "healthd"); /* the default */
 	json_object_put(o);
+
+	view.service = "payments \"api\"";
+	o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "serviceId"), "payments \"api\"");
+	json_object_put(o);
+	char *text = render_metrics(&view);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_info{version=\"" HEALTHD_VERSION
+					    "\",service=\"payments \\\"api\\\"\"} 1\n"));
+	free(text);
+	view.service = NULL;
 }
 
 static void test_live_and_error(void)

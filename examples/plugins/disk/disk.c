@@ -103,7 +103,9 @@ static void disk_human(char *buf, size_t len, double bytes)
 	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
 }
 
-/* statvfs() cannot take a deadline; on a hung network mount the core
+/* Messages never show the path: an option value may come from ${...} (a
+ * secret to healthd, so masked), and the check's name says which disk it
+ * is.  statvfs() cannot take a deadline; on a hung network mount the core
  * publishes the timeout at the deadline and waits for this to return. */
 static void disk_check(const struct healthd_host *host, void *instance,
 		       int64_t deadline_ms, struct healthd_result *result)
@@ -114,8 +116,7 @@ static void disk_check(const struct healthd_host *host, void *instance,
 
 	(void)deadline_ms;
 	if (statvfs(d->path, &st) != 0) {
-		host->result(result, HEALTHD_FAIL, "%s: statvfs: %s", d->path,
-			     strerror(errno));
+		host->result(result, HEALTHD_FAIL, "statvfs: %s", strerror(errno));
 		return;
 	}
 	/* f_bavail: what an unprivileged writer (the service) may still use. */
@@ -123,7 +124,7 @@ static void disk_check(const struct healthd_host *host, void *instance,
 	double avail = (double)st.f_bavail * (double)st.f_frsize;
 	if (total <= 0) {
 		host->result(result, HEALTHD_FAIL,
-			     "%s: the filesystem reports no size", d->path);
+			     "the filesystem reports no size");
 		return;
 	}
 	double pct = avail / total * 100.0;
@@ -132,15 +133,15 @@ static void disk_check(const struct healthd_host *host, void *instance,
 	disk_human(total_text, sizeof(total_text), total);
 	if (pct < d->fail_below)
 		host->result(result, HEALTHD_FAIL,
-			     "%s: %.1f%% free (%s of %s), below %g%%", d->path,
-			     pct, free_text, total_text, d->fail_below);
+			     "%.1f%% free (%s of %s), below %g%%", pct,
+			     free_text, total_text, d->fail_below);
 	else if (pct < d->warn_below)
 		host->result(result, HEALTHD_WARN,
-			     "%s: %.1f%% free (%s of %s), below %g%%", d->path,
-			     pct, free_text, total_text, d->warn_below);
+			     "%.1f%% free (%s of %s), below %g%%", pct,
+			     free_text, total_text, d->warn_below);
 	else
-		host->result(result, HEALTHD_PASS, "%s: %.1f%% free (%s of %s)",
-			     d->path, pct, free_text, total_text);
+		host->result(result, HEALTHD_PASS, "%.1f%% free (%s of %s)",
+			     pct, free_text, total_text);
 	host->detail_num(result, "free_bytes", avail);
 	host->detail_num(result, "total_bytes", total);
 	host->detail_num(result, "free_percent", pct);

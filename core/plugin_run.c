@@ -1,7 +1,8 @@
 /*
- * plugin_run — load one plugin the way healthd does and run its check once.
+ * healthd-plugin-run — load one plugin the way healthd does and run its
+ * check once.
  *
- *   plugin_run PATH_OR_NAME [--dir DIR]... [--timeout-ms N] [key=value ...]
+ *   healthd-plugin-run PATH_OR_NAME [--dir DIR]... [--timeout-ms N] [key=value ...]
  *
  * Prints {"status":...,"message":...,"details":{...},"duration_ms":N} and
  * exits 0; a plugin refused, bad options or a failed create() print the
@@ -24,7 +25,7 @@ static const char *const run_status_names[] = {"pass", "warn", "fail"};
 
 static void run_usage(void)
 {
-	fprintf(stderr, "usage: plugin_run PATH_OR_NAME [--dir DIR]... "
+	fprintf(stderr, "usage: healthd-plugin-run PATH_OR_NAME [--dir DIR]... "
 			"[--timeout-ms N] [key=value ...]\n");
 }
 
