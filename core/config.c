@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -445,6 +446,7 @@ static int is_name_char(char ch, int first)
  * failure only costs a reload. */
 static bool input_add(struct config *cfg, const char *path)
 {
+	uint64_t *h;
 	char **n;
 
 	if (!cfg)
@@ -452,12 +454,16 @@ static bool input_add(struct config *cfg, const char *path)
 	for (size_t i = 0; i < cfg->n_inputs; i++)
 		if (!strcmp(cfg->inputs[i], path))
 			return false;
+	h = realloc(cfg->input_hashes, (cfg->n_inputs + 1) * sizeof(*h));
+	if (h)
+		cfg->input_hashes = h;
 	n = realloc(cfg->inputs, (cfg->n_inputs + 1) * sizeof(*n));
-	if (!n)
+	if (!h || !n)
 		return false;
 	cfg->inputs = n;
 	if (!(n[cfg->n_inputs] = strdup(path)))
 		return false;
+	h[cfg->n_inputs] = HASH_INIT;
 	cfg->n_inputs++;
 	return true;
 }
@@ -468,9 +474,45 @@ static bool input_add(struct config *cfg, const char *path)
 static int input_read(struct config *cfg, const char *path, struct buf *out,
 		      char *err, size_t errlen)
 {
-	uint64_t *hash = input_add(cfg, path) ? &cfg->hash : NULL;
+	bool first = input_add(cfg, path);
+	int rc = read_small_file(path, out, first ? &cfg->hash : NULL, err,
+				 errlen);
 
-	return read_small_file(path, out, hash, err, errlen);
+	if (rc == 0 && first)
+		cfg->input_hashes[cfg->n_inputs - 1] =
+			hash_bytes(HASH_INIT, out->p, out->len);
+	return rc;
+}
+
+/* Append ", s" (or s, first) to the list in out, cut at len. */
+static void list_add(char *out, size_t len, const char *s)
+{
+	size_t at = strlen(out);
+
+	snprintf(out + at, len - at, "%s%s", at ? ", " : "", s);
+}
+
+void config_changed_files(const struct config *old, const struct config *cfg,
+			  char *out, size_t len)
+{
+	out[0] = '\0';
+	if (old->file_hash != cfg->file_hash)
+		list_add(out, len, cfg->path);
+	for (size_t i = 0; i < cfg->n_inputs; i++) {
+		size_t j = 0;
+		while (j < old->n_inputs && strcmp(old->inputs[j], cfg->inputs[i]))
+			j++;
+		if (j == old->n_inputs ||
+		    old->input_hashes[j] != cfg->input_hashes[i])
+			list_add(out, len, cfg->inputs[i]);
+	}
+	for (size_t j = 0; j < old->n_inputs; j++) {
+		size_t i = 0;
+		while (i < cfg->n_inputs && strcmp(old->inputs[j], cfg->inputs[i]))
+			i++;
+		if (i == cfg->n_inputs)
+			list_add(out, len, old->inputs[j]);
+	}
 }
 
 void config_secret_free(char *s)
@@ -502,12 +544,184 @@ static int secret_add(struct config_option *o, const char *s, size_t n)
 	return 0;
 }
 
+/* How ${...} marks what it produced: by its kind, or as the user said. */
+enum expand_as { EXPAND_PLAIN, EXPAND_SECRET, EXPAND_PUBLIC };
+
+/* Percent-decoded `s`, as a client decodes userinfo and query values
+ * before use (and may print them so).  Needs n + 1 bytes at out. */
+static size_t url_decode(char *out, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2])) {
+			char hex[3] = {s[i + 1], s[i + 2], '\0'};
+			out[o++] = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* A secret part of a URL: as written and percent-decoded. */
+static int secret_add_url_part(struct config_option *o, const char *s,
+			       size_t n)
+{
+	char *decoded = malloc(n + 1);
+	int rc;
+
+	if (!decoded)
+		return -1;
+	rc = secret_add(o, s, n);
+	if (rc == 0)
+		rc = secret_add(o, decoded, url_decode(decoded, s, n));
+	config_secret_free(decoded);
+	return rc;
+}
+
+/* Query parameters (and conninfo keys) whose values are credentials. */
+static bool secret_key(const char *k, size_t n)
+{
+	static const char *const words[] = {
+		"pass", "pwd", "secret", "token", "key", "auth", "sig",
+		"credential", "session", "cookie",
+	};
+
+	for (size_t w = 0; w < sizeof(words) / sizeof(*words); w++) {
+		size_t m = strlen(words[w]);
+		for (size_t i = 0; i + m <= n; i++)
+			if (!strncasecmp(k + i, words[w], m))
+				return true;
+	}
+	return false;
+}
+
+/* `v` is scheme://[userinfo@]host[:port][/path][?query][#fragment]: its
+ * userinfo and the values of credential-like query parameters are secrets;
+ * scheme, host, port and path are not.  Returns 1 when v is a URL. */
+static int secret_add_url(struct config_option *o, const char *v, size_t n)
+{
+	size_t i = 0, auth, end, q;
+
+	while (i < n && (isalnum((unsigned char)v[i]) || strchr("+.-", v[i])))
+		i++;
+	if (i == 0 || !isalpha((unsigned char)v[0]) || n - i < 3 ||
+	    memcmp(v + i, "://", 3))
+		return 0;
+	auth = i + 3;
+	end = auth;
+	while (end < n && !strchr("/?#", v[end]))
+		end++;
+	for (size_t at = end; at > auth; at--) {
+		if (v[at - 1] == '@') { /* userinfo: user[:password] */
+			const char *colon = memchr(v + auth, ':', at - 1 - auth);
+			size_t user = colon ? (size_t)(colon - (v + auth))
+					    : at - 1 - auth;
+			if (secret_add_url_part(o, v + auth, user) < 0 ||
+			    (colon && secret_add_url_part(o, colon + 1,
+							  (size_t)(v + at - 1 - colon - 1)) < 0))
+				return -1;
+			break;
+		}
+	}
+	q = end;
+	while (q < n && v[q] != '?' && v[q] != '#')
+		q++;
+	if (q < n && v[q] == '?') {
+		size_t p = q + 1;
+		while (p < n && v[p] != '#') {
+			size_t amp = p, eq;
+			while (amp < n && v[amp] != '&' && v[amp] != '#')
+				amp++;
+			for (eq = p; eq < amp && v[eq] != '='; eq++)
+				;
+			if (eq < amp && secret_key(v + p, eq - p) &&
+			    secret_add_url_part(o, v + eq + 1, amp - eq - 1) < 0)
+				return -1;
+			p = amp + (amp < n && v[amp] == '&');
+		}
+	}
+	return 1;
+}
+
+/* `v` is a libpq conninfo ("host=db user=app password=..."): the values of
+ * credential-like keys are secrets.  Returns 1 when v is one. */
+static int secret_add_conninfo(struct config_option *o, const char *v,
+			       size_t n)
+{
+	static const char *const known[] = {"host", "hostaddr", "port",
+					    "dbname", "user"};
+	bool is_conninfo = false;
+
+	for (int pass = 0; pass < 2; pass++) {
+		size_t i = 0;
+		while (i < n) {
+			size_t k = i, val, e;
+			while (i < n && isspace((unsigned char)v[i]))
+				i++;
+			if (i == n)
+				break;
+			for (k = i; k < n && (isalnum((unsigned char)v[k]) ||
+					      v[k] == '_'); k++)
+				;
+			if (k == i || k >= n || v[k] != '=')
+				return 0; /* not key=value: not a conninfo */
+			val = k + 1;
+			if (val < n && v[val] == '\'') {
+				for (e = ++val; e < n && v[e] != '\''; e++)
+					if (v[e] == '\\')
+						e++;
+			} else {
+				for (e = val; e < n && !isspace((unsigned char)v[e]); e++)
+					;
+			}
+			if (e > n)
+				e = n;
+			for (size_t w = 0; w < sizeof(known) / sizeof(*known); w++)
+				if (k - i == strlen(known[w]) &&
+				    !strncmp(v + i, known[w], k - i))
+					is_conninfo = true;
+			if (pass == 1 && secret_key(v + i, k - i) &&
+			    secret_add(o, v + val, e - val) < 0)
+				return -1;
+			i = e + (e < n && v[e] == '\'');
+		}
+		if (!is_conninfo)
+			return 0;
+	}
+	return 1;
+}
+
+/* What an environment variable gave an option: a URL or a conninfo shows
+ * but for its credentials; anything else is a secret whole (it may be a
+ * token).  ${secret:NAME} makes it a secret whole, ${public:NAME} none. */
+static int secret_add_env(struct config_option *o, const char *v, size_t n,
+			  enum expand_as as)
+{
+	int rc;
+
+	if (as == EXPAND_PUBLIC)
+		return 0;
+	if (as == EXPAND_SECRET)
+		return secret_add(o, v, n);
+	if ((rc = secret_add_url(o, v, n)) != 0 ||
+	    (rc = secret_add_conninfo(o, v, n)) != 0)
+		return rc < 0 ? -1 : 0;
+	return secret_add(o, v, n);
+}
+
 /* One reference: `ref` is the text between "${" and "}".  What it produced
- * becomes a secret of `opt` (may be NULL). */
+ * becomes a secret of `opt` (may be NULL): a file's content whole, an
+ * environment variable's as secret_add_env() says. */
 static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		      size_t errlen, struct config *rec,
 		      struct config_option *opt)
 {
+	enum expand_as as = EXPAND_PLAIN;
 	struct buf file = {0};
 	char name[256];
 	const char *value;
@@ -536,6 +750,15 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		free(path);
 		return rc;
 	}
+	if (len >= 7 && !strncmp(ref, "secret:", 7)) {
+		as = EXPAND_SECRET;
+		ref += 7;
+		len -= 7;
+	} else if (len >= 7 && !strncmp(ref, "public:", 7)) {
+		as = EXPAND_PUBLIC;
+		ref += 7;
+		len -= 7;
+	}
 	while (n < len && is_name_char(ref[n], n == 0))
 		n++;
 	if (n == 0 || n >= sizeof(name) ||
@@ -543,7 +766,8 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		/* Only the name part is shown: a default may be sensitive. */
 		snprintf(err, errlen,
 			"bad reference \"${%.*s\": expected ${NAME}, "
-			"${NAME:-default} or ${file:/path}",
+			"${NAME:-default}, ${secret:NAME}, ${public:NAME} or "
+			"${file:/path}",
 			(int)(n < 64 ? n : 64), ref);
 		return -1;
 	}
@@ -565,7 +789,8 @@ static int expand_ref(struct buf *b, const char *ref, size_t len, char *err,
 		snprintf(err, errlen, "variable %s is not set", name);
 		return -1;
 	}
-	if (buf_add(b, value, len) < 0 || secret_add(opt, value, len) < 0) {
+	if (buf_add(b, value, len) < 0 ||
+	    secret_add_env(opt, value, len, as) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1690,6 +1915,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	/* The inputs follow, as root_load() reads them. */
 	cfg->hash = hash_bytes(hash_file_start(HASH_INIT, true), text.p,
 			       text.len);
+	cfg->file_hash = hash_bytes(HASH_INIT, text.p, text.len);
 	buf_free(&text);
 	c.cfg = cfg;
 	if (root_load(&c, root, cfg) < 0 || env_apply(&c, cfg) < 0)
@@ -1722,6 +1948,7 @@ void config_free(struct config *cfg)
 	free(cfg->checks);
 	strings_free(cfg->plugin_dirs, cfg->n_plugin_dirs);
 	strings_free(cfg->inputs, cfg->n_inputs);
+	free(cfg->input_hashes);
 	config_secret_free(cfg->details_token);
 	free(cfg->path);
 	free(cfg->listen);

@@ -29,9 +29,11 @@ enum config_details {
 struct config_option {
 	char *key;
 	char *value; /* secret: never print */
-	/* What each ${...} in the value produced (CONFIG_SECRET_MIN bytes or
-	 * longer, no duplicates): the core redacts every one from whatever a
-	 * plugin reports.  Wiped when freed. */
+	/* The secrets ${...} put in the value (a file's content; the
+	 * credentials of a URL or conninfo from the environment, or the whole
+	 * value; see README "Secrets"), CONFIG_SECRET_MIN bytes or longer, no
+	 * duplicates: the core redacts every one from whatever a plugin
+	 * reports.  Wiped when freed. */
 	char **secrets;
 	size_t n_secrets;
 	int line, col; /* of the key, 1-based */
@@ -99,12 +101,20 @@ struct config {
 	/* Files the config read besides itself (${file:...}, the details
 	 * token), so a change of any of them reloads it. */
 	char **inputs;
+	uint64_t *input_hashes; /* each one's bytes as read (hash.h) */
 	size_t n_inputs;
 	/* The bytes this load read, the config file's then each input's (see
 	 * hash.h): the watch's baseline, so an edit made while loading is
 	 * still a change. */
 	uint64_t hash;
+	uint64_t file_hash; /* the config file's bytes alone */
 };
+
+/* Which of the files behind `cfg` differ from those behind `old` (the
+ * config file, and inputs added, gone or whose bytes changed): their paths,
+ * comma-separated, into out; "" when none did. */
+void config_changed_files(const struct config *old, const struct config *cfg,
+			  char *out, size_t len);
 
 /* Load and validate a config file.  Applies HEALTHD_LOG_LEVEL and
  * HEALTHD_LISTEN.  Returns 0 and *out, or -1 with a message in err. */

@@ -437,7 +437,7 @@ static char *reload_summary(struct check *const *running, size_t n_running,
  * worked, so a bad edit changes nothing. */
 static void daemon_reload(struct daemon *d, const char *why)
 {
-	char err[1024];
+	char err[1024], files[1024];
 	struct config *cfg = NULL, *old;
 	struct check **checks = NULL, **running;
 	size_t n_running;
@@ -475,12 +475,14 @@ static void daemon_reload(struct daemon *d, const char *why)
 	d->last_reload_error = NULL;
 	scheduler_unlock(d->sched);
 	pthread_mutex_unlock(&d->publish);
+	config_changed_files(old, cfg, files, sizeof(files));
 	config_free(old);
 	watch_inputs(d->watch, cfg->inputs, cfg->n_inputs, cfg->hash);
 	watch_dirs(d->watch, cfg->plugin_dirs, cfg->n_plugin_dirs);
-	log_info("config generation %llu: %zu check%s (%s)",
+	log_info("config generation %llu: %zu check%s (%s); %s%s",
 		 (unsigned long long)d->generation, cfg->n_checks,
-		 cfg->n_checks == 1 ? "" : "s", summary ? summary : "?");
+		 cfg->n_checks == 1 ? "" : "s", summary ? summary : "?",
+		 files[0] ? "files changed: " : "no file changed", files);
 	free(summary);
 	daemon_publish(d);
 	return;

@@ -58,8 +58,8 @@ typedef void (*host_log_sink_fn)(const struct healthd_check *check,
 				 enum healthd_log_level level, const char *line);
 void host_set_log_sink(host_log_sink_fn sink);
 
-/* Replace, in place, every secret of `check`'s options (what each ${...}
- * in a value produced, CONFIG_SECRET_MIN bytes or longer) with "***":
+/* Replace, in place, every secret of `check`'s options (config.h,
+ * struct config_option) with "***":
  * whatever a plugin reports, a secret handed to it through the config is
  * not printed.  Where secrets overlap, the longest wins. */
 void host_redact(const struct healthd_check *check, char *text);

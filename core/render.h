@@ -53,7 +53,7 @@ struct health_view {
 };
 
 enum render_format {
-	RENDER_NATIVE,      /* DESIGN.md's comprehensive body */
+	RENDER_NATIVE,      /* the comprehensive body (README "Endpoints") */
 	RENDER_HEALTH_JSON, /* IETF draft "Health Check Response Format" */
 };
 

@@ -1,4 +1,4 @@
-/* state.c — thresholds and the verdict table of DESIGN.md "Semantics". */
+/* state.c — thresholds and the verdict table (README "Semantics"). */
 #include "state.h"
 
 enum check_status state_of_result(enum healthd_status raw)

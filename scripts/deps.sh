@@ -7,7 +7,7 @@ packages=(
 	build-essential cmake pkg-config git ca-certificates
 	libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev
 	libpq-dev libhiredis-dev libcurl4-openssl-dev libcunit1-dev
-	python3 curl openssl procps
+	python3 python3-yaml python3-jsonschema curl openssl procps
 	postgresql redis-server
 	nginx-light wrk
 	podman runc debootstrap

@@ -1,10 +1,10 @@
-"""k8s/ says what the Kubernetes deployment guide and DESIGN.md require.
+"""k8s/ says what a production deployment of healthd requires (README, Kubernetes).
 
 Reads the rendered base (`kubectl kustomize k8s`, via tests/deploy/render.mjs)
 and asserts: probe settings, preStop and grace period, securityContext,
 anti-affinity, resources, HPA 3–10 on CPU 70 %/memory 80 %, PDB,
 NetworkPolicy (ingress http only; egress 5432, 6379, DNS), every selector
-matches the pod labels, 3 replicas, mounts at the DESIGN.md paths, and the
+matches the pod labels, 3 replicas, mounts at the documented paths, and the
 ConfigMap's healthd.yaml wired to those mounts.  Also checks the examples.
 """
 import os

@@ -56,7 +56,7 @@ PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds
                   "successThreshold": 1, "failureThreshold": 3}
 USER_AGENT = "kube-probe/1.30"
 CONFIG_MOUNT, SECRET_MOUNT = "/etc/healthd", "/etc/healthd-secrets"  # what materialize() remaps
-# healthd's scheduler (DESIGN.md "a little jitter"; core/scheduler.c: the next
+# healthd's scheduler (README "Lifecycle"; core/scheduler.c: the next
 # run is interval +-5 % after the previous run's start): the slowest cadence.
 JITTER = 1.05
 # Our own latency on top of every bound: thread wake-ups, an HTTP round trip
@@ -218,7 +218,7 @@ class ProbeContract(unittest.TestCase):
 
         def get(key, fallback):
             return c.get(key, dflt.get(key, fallback))
-        # DESIGN.md's defaults where neither the check nor `defaults:` says.
+        # healthd's defaults where neither the check nor `defaults:` says.
         return (d.duration_s(get("interval", "10s")), d.duration_s(get("timeout", "3s")),
                 int(get("failure_threshold", 3)), int(get("success_threshold", 1)))
 

@@ -184,11 +184,26 @@ class ReloadLog(unittest.TestCase):
             d.rewrite(keep, check("edit", options={"message": "2"}),
                       check("new1"), check("new2"))
             d.wait_for(lambda: "config generation 2: 4 checks (added: new1, "
-                       "new2; changed: edit; removed: gone)" in d.logs(),
-                       what="the reload's summary")
+                       "new2; changed: edit; removed: gone); files changed: "
+                       + d.path in d.logs(), what="the reload's summary")
             d.signal(signal.SIGHUP)
             d.wait_for(lambda: "config generation 3: 4 checks (no check "
-                       "changed)" in d.logs(), what="an empty summary")
+                       "changed); no file changed" in d.logs(),
+                       what="an empty summary")
+
+    def test_reload_names_the_input_that_changed(self):
+        """A Secret-only change is told apart from a config change."""
+        with Reloadable(checks=[]) as d:
+            secret = os.path.join(d.dir.name, "secret")
+            with open(secret, "w") as f:
+                f.write("one\n")
+            d.rewrite(check("db", options={"message": "${file:%s}" % secret}))
+            d.wait_generation(2)
+            with open(secret, "w") as f:
+                f.write("two\n")
+            d.wait_for(lambda: "config generation 3: 1 check (changed: db); "
+                       "files changed: " + secret + "\"" in d.logs(),
+                       what="the secret named as what changed")
 
 
 class DeadlineGrace(unittest.TestCase):

@@ -9,6 +9,7 @@ import signal
 import unittest
 
 from harness import BASE, Daemon, check, config_text, run
+from servers import HTTPServer
 
 SECRET = "hunter2-topsecret"
 ENV = {"SECRET": SECRET, "PW": SECRET}
@@ -51,6 +52,23 @@ class Secrets(unittest.TestCase):
                                    or b["config"]["last_reload_error"]
                                    else None)(self.body(d)),
                           timeout=10, what="the reload")
+
+    def test_url_from_the_environment_shows_but_for_its_credentials(self):
+        """url: ${PAYMENTS_URL} names the target in messages; its
+        userinfo and token-like query values stay hidden."""
+        with HTTPServer() as web:
+            target = f"127.0.0.1:{web.port}/status/503"
+            env = dict(ENV, PAYMENTS_URL=f"http://svc:{SECRET}@{target}"
+                                         f"?api_token={SECRET}&region=eu")
+            checks = [check("payments", plugin="http", interval="200ms",
+                            timeout="150ms", options={"url": "${PAYMENTS_URL}"})]
+            with Daemon(checks=checks, env=env) as d:
+                c = self.wait_result(d, "payments")
+                self.assertEqual(c["message"], f"GET http://{target}: "
+                                 "unexpected status 503 (not in expect_status)")
+                self.assertNoSecret(d.get(BASE + "/").raw.decode(), "the body")
+                self.stop_clean(d)
+                self.assertNoSecret(d.logs(), "the log")
 
     def test_message_cut_after_redaction(self):
         # The secret starts a few bytes before the 255-byte cut, or across

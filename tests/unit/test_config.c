@@ -532,12 +532,13 @@ static void test_expand(void)
 	expect_expand_err("${T_UNSET}", "variable T_UNSET is not set");
 	expect_expand_err("a${T_SET", "unterminated \"${\" (missing \"}\"); "
 				      "write $$ for a literal $");
-	expect_expand_err("${}", "bad reference \"${\": expected ${NAME}, "
-				 "${NAME:-default} or ${file:/path}");
-	expect_expand_err("${T_SET-x}", "bad reference \"${T_SET\": expected "
-					"${NAME}, ${NAME:-default} or ${file:/path}");
-	expect_expand_err("${1X}", "bad reference \"${\": expected ${NAME}, "
-				   "${NAME:-default} or ${file:/path}");
+#define EXPECTED_REFS                                                        \
+	"expected ${NAME}, ${NAME:-default}, ${secret:NAME}, ${public:NAME} "  \
+	"or ${file:/path}"
+	expect_expand_err("${}", "bad reference \"${\": " EXPECTED_REFS);
+	expect_expand_err("${T_SET-x}", "bad reference \"${T_SET\": " EXPECTED_REFS);
+	expect_expand_err("${1X}", "bad reference \"${\": " EXPECTED_REFS);
+	expect_expand_err("${secret:}", "bad reference \"${\": " EXPECTED_REFS);
 	expect_expand_err("${file:}", "${file:} needs a path");
 	expect_expand_err("${file:/nonexistent/x}",
 			  "cannot read /nonexistent/x: No such file or directory");
@@ -899,6 +900,53 @@ static void test_durations(void)
 	}
 }
 
+/* An environment variable holding a URL or a conninfo hides only its
+ * credentials, so messages can still name scheme, host, port and path;
+ * ${secret:} and ${public:} say otherwise. */
+static void test_secret_parts(void)
+{
+	struct config *cfg;
+	const struct config_option *o;
+
+	clear_env();
+	setenv("T_URL", "https://svc-user:pa%73sword@payments:8443/health"
+			"?region=eu&api_token=tok-12345#frag", 1);
+	setenv("T_DSN", "host=db port=5432 user=app password='se cret' "
+			"dbname=app", 1);
+	setenv("T_PATH", "/var/lib/data", 1);
+	cfg = load_ok("checks:\n"
+		      "  - name: db\n"
+		      "    plugin: p\n"
+		      "    options:\n"
+		      "      url: ${T_URL}\n"
+		      "      dsn: ${T_DSN}\n"
+		      "      path: ${T_PATH}\n"
+		      "      forced: ${secret:T_URL}\n"
+		      "      shown: ${public:T_PATH}\n");
+	unsetenv("T_URL");
+	unsetenv("T_DSN");
+	unsetenv("T_PATH");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	o = &cfg->checks[0].options[0];
+	CU_ASSERT(has_secret(o, "svc-user"));
+	CU_ASSERT(has_secret(o, "pa%73sword"));
+	CU_ASSERT(has_secret(o, "password")); /* as a client decodes it */
+	CU_ASSERT(has_secret(o, "tok-12345"));
+	CU_ASSERT_EQUAL(o->n_secrets, 4); /* not host, path or region */
+	o = &cfg->checks[0].options[1];
+	CU_ASSERT(has_secret(o, "se cret"));
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	/* Neither a URL nor a conninfo: it may be a token, a secret whole. */
+	o = &cfg->checks[0].options[2];
+	CU_ASSERT(has_secret(o, "/var/lib/data"));
+	o = &cfg->checks[0].options[3];
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	CU_ASSERT(has_secret(o, "https://svc-user:pa%73sword@payments:8443/health"
+				"?region=eu&api_token=tok-12345#frag"));
+	CU_ASSERT_EQUAL(cfg->checks[0].options[4].n_secrets, 0);
+	config_free(cfg);
+}
+
 /* The value parsers plugins get too: one syntax for the core and them. */
 static void test_value_parsers(void)
 {
@@ -993,6 +1041,7 @@ static CU_TestInfo config_tests[] = {
 	{"check equality sees expansions", test_check_equal_expansions},
 	{"each expansion of an option is a secret", test_option_secrets},
 	{"durations", test_durations},
+	{"URL and conninfo credentials are the secrets", test_secret_parts},
 	{"booleans, sizes and integers", test_value_parsers},
 	{"isolation", test_isolation},
 	CU_TEST_INFO_NULL,

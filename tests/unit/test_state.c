@@ -1,4 +1,4 @@
-/* test_state.c — the threshold rules and the verdict table of DESIGN.md. */
+/* test_state.c — the threshold rules and the verdict table (README "Semantics"). */
 #include "state.h"
 #include "unit.h"
 
