@@ -554,10 +554,15 @@ static size_t url_decode(char *out, const char *s, size_t n)
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		long c = 0;
+
 		if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
 		    isxdigit((unsigned char)s[i + 2])) {
 			char hex[3] = {s[i + 1], s[i + 2], '\0'};
-			out[o++] = (char)strtol(hex, NULL, 16);
+			c = strtol(hex, NULL, 16);
+		}
+		if (c > 0) { /* %00 stays as written: a needle is a C string */
+			out[o++] = (char)c;
 			i += 2;
 		} else {
 			out[o++] = s[i];
@@ -616,12 +621,19 @@ static int secret_add_url(struct config_option *o, const char *v, size_t n)
 	end = auth;
 	while (end < n && !strchr("/?#", v[end]))
 		end++;
+	/* A password with an unencoded '/', '?' or '#' ends the authority
+	 * early, and clients split such a URL in ways of their own: not taken
+	 * apart, a secret whole. */
+	if (memchr(v + end, '@', n - end))
+		return 0;
 	for (size_t at = end; at > auth; at--) {
 		if (v[at - 1] == '@') { /* userinfo: user[:password] */
 			const char *colon = memchr(v + auth, ':', at - 1 - auth);
 			size_t user = colon ? (size_t)(colon - (v + auth))
 					    : at - 1 - auth;
-			if (secret_add_url_part(o, v + auth, user) < 0 ||
+			/* Whole too: parts under CONFIG_SECRET_MIN are not. */
+			if (secret_add_url_part(o, v + auth, at - 1 - auth) < 0 ||
+			    secret_add_url_part(o, v + auth, user) < 0 ||
 			    (colon && secret_add_url_part(o, colon + 1,
 							  (size_t)(v + at - 1 - colon - 1)) < 0))
 				return -1;
@@ -646,6 +658,30 @@ static int secret_add_url(struct config_option *o, const char *v, size_t n)
 		}
 	}
 	return 1;
+}
+
+/* A conninfo value as written and as libpq reads it (backslashes in a
+ * quoted value escape the next byte). */
+static int secret_add_conninfo_value(struct config_option *o, const char *s,
+				     size_t n)
+{
+	char *plain = malloc(n + 1);
+	size_t m = 0;
+	int rc;
+
+	if (!plain)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' && i + 1 < n)
+			i++;
+		plain[m++] = s[i];
+	}
+	rc = secret_add(o, s, n);
+	if (rc == 0)
+		rc = secret_add(o, plain, m);
+	explicit_bzero(plain, m);
+	free(plain);
+	return rc;
 }
 
 /* `v` is a libpq conninfo ("host=db user=app password=..."): the values of
@@ -686,7 +722,7 @@ static int secret_add_conninfo(struct config_option *o, const char *v,
 				    !strncmp(v + i, known[w], k - i))
 					is_conninfo = true;
 			if (pass == 1 && secret_key(v + i, k - i) &&
-			    secret_add(o, v + val, e - val) < 0)
+			    secret_add_conninfo_value(o, v + val, e - val) < 0)
 				return -1;
 			i = e + (e < n && v[e] == '\'');
 		}

@@ -71,8 +71,8 @@ static int list_plugin(const char *dir, const char *file)
 }
 
 /* `healthd plugins [DIR...]`: 0, or 1 when a file was refused or a
- * directory cannot be read. */
-static int list_plugins(char *const *dirs, size_t n)
+ * directory cannot be read (a default one may well not exist). */
+static int list_plugins(char *const *dirs, size_t n, bool defaults)
 {
 	int rc = 0;
 
@@ -81,6 +81,10 @@ static int list_plugins(char *const *dirs, size_t n)
 		int k = scandir(dirs[i], &files, so_file, alphasort);
 
 		printf("%s:\n", dirs[i]);
+		if (k < 0 && defaults && errno == ENOENT) {
+			printf("  (no such directory)\n");
+			continue;
+		}
 		if (k < 0) {
 			printf("  cannot read it: %s\n", strerror(errno));
 			rc = 1;
@@ -163,7 +167,8 @@ int main(int argc, char **argv)
 		rc = list_plugins(given ? argv + optind + 1
 					: config_default_plugin_dirs,
 				  given ? (size_t)(argc - optind - 1)
-					: CONFIG_DEFAULT_PLUGIN_DIRS);
+					: CONFIG_DEFAULT_PLUGIN_DIRS,
+				  !given);
 		loader_exit();
 		return flushed(rc);
 	}

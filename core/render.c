@@ -188,15 +188,21 @@ static int each_check_text(json_object *o, struct printbuf *pb, int level,
 	bool first = true;
 
 	(void)level;
+	if (!one)
+		return -1;
 	printbuf_memappend(pb, "{", 1);
 	for (size_t i = 0; i < e->v->n_checks; i++) {
 		const struct check_view *c = &e->v->checks[i];
 		if (excluded(e->ex, c->name))
 			continue;
-		size_t len;
+		size_t len = 0;
 		e->member(one, c, e->redact);
 		const char *text =
 			json_object_to_json_string_length(one, flags, &len);
+		if (!text || len < 2) { /* out of memory */
+			json_object_put(one);
+			return -1;
+		}
 		if (!first)
 			printbuf_memappend(pb, ",", 1);
 		/* {"NAME":{...}} without its braces */

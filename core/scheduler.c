@@ -231,8 +231,10 @@ static void record(struct scheduler *s, struct check *c,
 		snprintf(c->message, sizeof(c->message), "%s", message);
 	}
 	free(c->details);
+	/* As the bodies print JSON: they splice this text as it is. */
 	c->details = details ? strdup(json_object_to_json_string_ext(
-				       details, JSON_C_TO_STRING_PLAIN))
+				       details, JSON_C_TO_STRING_PLAIN |
+						JSON_C_TO_STRING_NOSLASHESCAPE))
 			     : NULL;
 	c->duration_ms = duration_ms;
 	c->last_run = now;
@@ -388,7 +390,9 @@ static void *worker_main(void *arg)
 			pthread_mutex_lock(&s->lock);
 			continue;
 		}
+		heap_remove(s, c); /* its key grows by the grace */
 		c->sched.phase = PHASE_RUNNING;
+		heap_push(s, c);
 		s->runs_in_flight++;
 		int64_t deadline = c->sched.deadline;
 		s->busy_until[me] = deadline;

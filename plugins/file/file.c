@@ -113,7 +113,7 @@ static void file_check(const struct healthd_host *host, void *instance,
 		int e = errno;
 
 		host->detail_bool(result, "exists", 0);
-		if (e == ENOENT && !f->exists)
+		if ((e == ENOENT || e == ENOTDIR) && !f->exists)
 			host->result(result, HEALTHD_PASS, "file absent, as expected");
 		else if (e == ENOENT || e == ENOTDIR)
 			host->result(result, HEALTHD_FAIL, "file does not exist");

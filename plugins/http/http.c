@@ -118,8 +118,10 @@ static void http_handle_done(CURL *e)
 /* When the plugin is unloaded. */
 __attribute__((destructor)) static void http_pool_free(void)
 {
+	pthread_mutex_lock(&http_pool.lock);
 	while (http_pool.n)
 		curl_easy_cleanup(http_pool.idle[--http_pool.n]);
+	pthread_mutex_unlock(&http_pool.lock);
 }
 
 static size_t http_write(char *data, size_t size, size_t n, void *arg)
@@ -257,6 +259,9 @@ static void http_check(const struct healthd_host *host, void *instance,
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+	/* A pooled handle keeps TLS sessions: every run does the full
+	 * handshake and certificate check, as a new client would. */
+	curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, h);

@@ -53,6 +53,9 @@ class FilePlugin(PluginTestCase):
         self.touch()
         self.assert_result({"path": self.path, "exists": "off"}, "fail",
                            "exists (expected absent)")
+        # Below a regular file nothing can exist: absent too (ENOTDIR).
+        self.assert_result({"path": self.path + "/below", "exists": "no"},
+                           "pass", "absent")
 
     def test_size_bounds(self):
         self.touch(size=0)

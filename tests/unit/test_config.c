@@ -932,7 +932,11 @@ static void test_secret_parts(void)
 	CU_ASSERT(has_secret(o, "pa%73sword"));
 	CU_ASSERT(has_secret(o, "password")); /* as a client decodes it */
 	CU_ASSERT(has_secret(o, "tok-12345"));
-	CU_ASSERT_EQUAL(o->n_secrets, 4); /* not host, path or region */
+	CU_ASSERT(has_secret(o, "svc-user:pa%73sword"));
+	for (size_t i = 0; i < o->n_secrets; i++) /* not host, path or region */
+		CU_ASSERT(!strstr(o->secrets[i], "payments") &&
+			  !strstr(o->secrets[i], "health") &&
+			  !strstr(o->secrets[i], "eu"));
 	o = &cfg->checks[0].options[1];
 	CU_ASSERT(has_secret(o, "se cret"));
 	CU_ASSERT_EQUAL(o->n_secrets, 1);
@@ -944,6 +948,33 @@ static void test_secret_parts(void)
 	CU_ASSERT(has_secret(o, "https://svc-user:pa%73sword@payments:8443/health"
 				"?region=eu&api_token=tok-12345#frag"));
 	CU_ASSERT_EQUAL(cfg->checks[0].options[4].n_secrets, 0);
+	config_free(cfg);
+
+	/* What a client might split otherwise, or quote, or cut short. */
+	setenv("T_HASH", "postgres://app:s3cr#t@db/x", 1);
+	setenv("T_SHORT", "redis://ab:cd@cache:6379/0?key=ab%00cdef", 1);
+	setenv("T_QUOTED", "host=db password='p\\'w0rd'", 1);
+	cfg = load_ok("checks:\n"
+		      "  - name: db\n"
+		      "    plugin: p\n"
+		      "    options:\n"
+		      "      hash: ${T_HASH}\n"
+		      "      short: ${T_SHORT}\n"
+		      "      quoted: ${T_QUOTED}\n");
+	unsetenv("T_HASH");
+	unsetenv("T_SHORT");
+	unsetenv("T_QUOTED");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	o = &cfg->checks[0].options[0];
+	CU_ASSERT_EQUAL(o->n_secrets, 1);
+	CU_ASSERT(has_secret(o, "postgres://app:s3cr#t@db/x"));
+	o = &cfg->checks[0].options[1];
+	CU_ASSERT(has_secret(o, "ab:cd")); /* user and password: too short alone */
+	CU_ASSERT(has_secret(o, "ab%00cdef")); /* %00 is not decoded */
+	CU_ASSERT_EQUAL(o->n_secrets, 2);
+	o = &cfg->checks[0].options[2];
+	CU_ASSERT(has_secret(o, "p\\'w0rd"));
+	CU_ASSERT(has_secret(o, "p'w0rd"));
 	config_free(cfg);
 }
 
