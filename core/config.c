@@ -572,19 +572,22 @@ static size_t url_decode(char *out, const char *s, size_t n)
 	return o;
 }
 
-/* A secret part of a URL: as written and percent-decoded. */
-static int secret_add_url_part(struct config_option *o, const char *s,
-			       size_t n)
+/* A secret as written and as the client reads it: `read` writes that
+ * form into out (n + 1 bytes) and returns its length. */
+static int secret_add_as_read(struct config_option *o, const char *s,
+			      size_t n,
+			      size_t (*read)(char *out, const char *s, size_t n))
 {
-	char *decoded = malloc(n + 1);
+	char *plain = malloc(n + 1);
 	int rc;
 
-	if (!decoded)
+	if (!plain)
 		return -1;
 	rc = secret_add(o, s, n);
 	if (rc == 0)
-		rc = secret_add(o, decoded, url_decode(decoded, s, n));
-	config_secret_free(decoded);
+		rc = secret_add(o, plain, read(plain, s, n));
+	explicit_bzero(plain, n + 1);
+	free(plain);
 	return rc;
 }
 
@@ -628,14 +631,16 @@ static int secret_add_url(struct config_option *o, const char *v, size_t n)
 		return 0;
 	for (size_t at = end; at > auth; at--) {
 		if (v[at - 1] == '@') { /* userinfo: user[:password] */
-			const char *colon = memchr(v + auth, ':', at - 1 - auth);
-			size_t user = colon ? (size_t)(colon - (v + auth))
-					    : at - 1 - auth;
+			size_t info = at - 1 - auth;
+			const char *colon = memchr(v + auth, ':', info);
+			size_t user = colon ? (size_t)(colon - (v + auth)) : info;
+
 			/* Whole too: parts under CONFIG_SECRET_MIN are not. */
-			if (secret_add_url_part(o, v + auth, at - 1 - auth) < 0 ||
-			    secret_add_url_part(o, v + auth, user) < 0 ||
-			    (colon && secret_add_url_part(o, colon + 1,
-							  (size_t)(v + at - 1 - colon - 1)) < 0))
+			if (secret_add_as_read(o, v + auth, info, url_decode) < 0 ||
+			    secret_add_as_read(o, v + auth, user, url_decode) < 0 ||
+			    (colon && secret_add_as_read(o, colon + 1,
+							 info - user - 1,
+							 url_decode) < 0))
 				return -1;
 			break;
 		}
@@ -652,7 +657,8 @@ static int secret_add_url(struct config_option *o, const char *v, size_t n)
 			for (eq = p; eq < amp && v[eq] != '='; eq++)
 				;
 			if (eq < amp && secret_key(v + p, eq - p) &&
-			    secret_add_url_part(o, v + eq + 1, amp - eq - 1) < 0)
+			    secret_add_as_read(o, v + eq + 1, amp - eq - 1,
+					       url_decode) < 0)
 				return -1;
 			p = amp + (amp < n && v[amp] == '&');
 		}
@@ -660,28 +666,19 @@ static int secret_add_url(struct config_option *o, const char *v, size_t n)
 	return 1;
 }
 
-/* A conninfo value as written and as libpq reads it (backslashes in a
- * quoted value escape the next byte). */
-static int secret_add_conninfo_value(struct config_option *o, const char *s,
-				     size_t n)
+/* A quoted conninfo value as libpq reads it: a backslash escapes the
+ * next byte. */
+static size_t conninfo_unescape(char *out, const char *s, size_t n)
 {
-	char *plain = malloc(n + 1);
 	size_t m = 0;
-	int rc;
 
-	if (!plain)
-		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '\\' && i + 1 < n)
 			i++;
-		plain[m++] = s[i];
+		out[m++] = s[i];
 	}
-	rc = secret_add(o, s, n);
-	if (rc == 0)
-		rc = secret_add(o, plain, m);
-	explicit_bzero(plain, m);
-	free(plain);
-	return rc;
+	out[m] = '\0';
+	return m;
 }
 
 /* `v` is a libpq conninfo ("host=db user=app password=..."): the values of
@@ -722,7 +719,8 @@ static int secret_add_conninfo(struct config_option *o, const char *v,
 				    !strncmp(v + i, known[w], k - i))
 					is_conninfo = true;
 			if (pass == 1 && secret_key(v + i, k - i) &&
-			    secret_add_conninfo_value(o, v + val, e - val) < 0)
+			    secret_add_as_read(o, v + val, e - val,
+					       conninfo_unescape) < 0)
 				return -1;
 			i = e + (e < n && v[e] == '\'');
 		}
