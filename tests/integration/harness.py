@@ -148,6 +148,13 @@ class Daemon:
     def get(self, path, headers=None, timeout=5):
         return self.request("GET", path, headers, timeout)
 
+    def wait_logged(self, text, timeout=5):
+        """Wait for text in the log. The log writer is a thread of its own,
+        so a line logged before the state a test saw may land a moment
+        later."""
+        self.wait_for(lambda: text in self.logs(), timeout=timeout,
+                      what=f"{text!r} in the log")
+
     def wait_for(self, predicate, timeout=10, interval=0.01, what="condition"):
         """Poll until predicate() is true; returns its value."""
         deadline = time.monotonic() + timeout

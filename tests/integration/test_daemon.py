@@ -205,8 +205,7 @@ class Verdicts(unittest.TestCase):
                            what="recovery")
                 c = d.get(BASE + "/").json()["checks"]["db"]
                 self.assertGreaterEqual(c["consecutive_successes"], 2)
-                self.assertIn('"status pass -> fail', d.logs().replace(
-                    "\\", ""))
+                d.wait_logged('"status pass -> fail')
 
 
 class Startup(unittest.TestCase):

@@ -278,7 +278,7 @@ class Replace(unittest.TestCase):
                 os.rename(os.path.join(dropin, ".misbehave.so.tmp"),
                           os.path.join(dropin, "misbehave.so"))
                 d.wait_generation(2)  # no SIGHUP: the file's arrival
-                self.assertIn("retrying the failed reload", d.logs())
+                d.wait_logged("retrying the failed reload")
                 d.wait_for(lambda: d.check_body("bad").get("status") == "pass",
                            what="the new check")
                 d.assert_clean_exit(self)

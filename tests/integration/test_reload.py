@@ -217,6 +217,12 @@ class ReloadCase(unittest.TestCase):
                 pass
         return msgs
 
+    def assert_logged(self, d, msg, timeout=5):
+        """The log writer is a thread of its own: a line logged before
+        the state a test saw may reach the file a moment later."""
+        d.wait_for(lambda: msg in self.log_messages(d), timeout=timeout,
+                   what=f"log line {msg!r}")
+
     def stop_clean(self, d):
         """SIGTERM: exit 0 after the drain, no sanitizer report."""
         d.signal(signal.SIGTERM)
@@ -251,8 +257,7 @@ class ConfigMapUpdate(ReloadCase):
             b = self.body(d)
             self.assertEqual(b["config"]["generation"], gen)
             self.assertEqual(b["config"]["last_reload"], "ok")
-        self.assertIn(f"reloading {d.path} (file changed)",
-                      self.log_messages(d))
+        self.assert_logged(d, f"reloading {d.path} (file changed)")
         self.stop_clean(d)
 
     def test_changed_critical_check_keeps_its_status(self):
@@ -424,8 +429,8 @@ class BrokenEdits(ReloadCase):
                                     what="db still running")
                 self.assertEqual(c["message"], good)
                 self.assertEqual(c["interval_ms"], 100)
-                self.assertIn(f"reload failed, keeping generation {gen}: "
-                              + err, self.log_messages(d))
+                self.assert_logged(
+                    d, f"reload failed, keeping generation {gen}: " + err)
                 metrics = d.get("/metrics").raw.decode()
                 self.assertIn("\nhealthd_config_last_reload_success 0\n",
                               metrics)
@@ -474,7 +479,7 @@ class StateAcrossReload(ReloadCase):
         b = self.wait_generation(d, 2)
         self.assertNotIn("gone", b["checks"])
         self.assertEqual(d.get(BASE + "/checks/gone").status, 404)
-        self.assertIn(f"reloading {d.path} (SIGHUP)", self.log_messages(d))
+        self.assert_logged(d, f"reloading {d.path} (SIGHUP)")
         fast, slow = b["checks"]["fast"], b["checks"]["slow"]
         # The same instances (testplug counts its own runs), counters
         # carried on, and slow's 10 s schedule untouched.
@@ -727,8 +732,8 @@ class DropInPlugins(ReloadCase):
                 self.assertEqual(b["config"]["generation"], 1)
                 self.assertNotIn("custom", b["checks"])
                 self.assertEqual(b["checks"]["db"]["message"], "kept")
-                self.assertIn("reload failed, keeping generation 1: " + err,
-                              self.log_messages(d))
+                self.assert_logged(
+                    d, "reload failed, keeping generation 1: " + err)
             runs = self.body(d)["checks"]["db"]["details"]["runs"]
             self.wait_check(d, "db", lambda c: c["details"]["runs"] > runs,
                             what="db still running")

@@ -101,7 +101,7 @@ class Secrets(unittest.TestCase):
             self.assertIsNotNone(err)
             self.assertIn('check "echo": value: "key=***" is not accepted', err)
             self.assertNoSecret(err, "last_reload_error")
-            self.assertIn("key=***", d.logs())
+            d.wait_logged("key=***")
             self.assertNoSecret(d.logs(), "the log")
             # --check-config says the same.
             r = run(["-c", d.path, "--check-config"], env=ENV)
