@@ -55,6 +55,7 @@ int check_create(const char *file, const struct config_check *cc,
 	c->refs = 1;
 	c->counters.status = STATUS_PENDING;
 	c->counters.last_result = STATUS_PENDING;
+	history_init(&c->history, (size_t)cc->history);
 	rc = config_check_copy(&c->def, cc);
 	if (rc < 0)
 		goto fail;
@@ -126,10 +127,11 @@ void check_unref(struct check *c)
 	free(c->plugin_name);
 	config_check_clear(&c->def);
 	free(c->details);
+	history_clear(&c->history);
 	free(c);
 }
 
-void check_inherit(struct check *c, const struct check *old)
+void check_inherit(struct check *c, struct check *old)
 {
 	c->counters = old->counters;
 	memcpy(c->message, old->message, sizeof(c->message));
@@ -141,6 +143,7 @@ void check_inherit(struct check *c, const struct check *old)
 	c->last_failure = old->last_failure;
 	c->runs = old->runs;
 	c->failures = old->failures;
+	history_take(&c->history, &old->history);
 }
 
 static int check_cmp_name(const void *a, const void *b)

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "history.h"
 #include "host.h"
 #include "isolate.h"
 #include "loader.h"
@@ -68,6 +69,7 @@ struct check {
 	int64_t last_run, last_success, last_failure; /* wall ms, 0: never */
 	uint64_t runs, failures;
 	bool warming; /* added by a reload, no result yet: does not count */
+	struct history history;
 	struct check_sched sched;
 };
 
@@ -91,8 +93,9 @@ void check_run(struct check *c, int64_t deadline, struct healthd_result *r);
 bool check_plugin_current(const struct check *c, char *const *dirs,
 			  size_t n_dirs);
 
-/* Take over status and history from the check this one replaces. */
-void check_inherit(struct check *c, const struct check *old);
+/* Take over status and history from the check this one replaces (its
+ * history moves: `old` records nothing more). */
+void check_inherit(struct check *c, struct check *old);
 
 /* Sort by name, and find a name in a sorted array (NULL if absent): a
  * reload matches thousands of checks by name in O(n log n). */

@@ -39,21 +39,34 @@ struct ctx {
 	struct config *cfg; /* records the files expansions read */
 	struct config_option *opt; /* the option being loaded: records what
 				    * its expansions produced */
+	/* Set: a validation, which goes on past an error and lists each. */
+	struct config_problems *problems;
 };
 
 static void ctx_vfail(struct ctx *c, int line, int col, const char *fmt,
 		      va_list ap)
 {
-	char msg[1024];
+	char msg[1024], text[1400];
 
-	if (!c->err || !c->errlen)
-		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (line > 0)
-		snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->path, line, col,
+		snprintf(text, sizeof(text), "%s:%d:%d: %s", c->path, line, col,
 			 msg);
 	else
-		snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+		snprintf(text, sizeof(text), "%s: %s", c->path, msg);
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s", text);
+	if (c->problems)
+		(void)config_problems_add(c->problems, c->path, text);
+}
+
+/* A load stops at the first error; a validation goes on to report every
+ * one it can.  Records a step's failure in *rc; true when to stop. */
+static bool stop_at(const struct ctx *c, int step, int *rc)
+{
+	if (step < 0)
+		*rc = -1;
+	return step < 0 && !c->problems;
 }
 
 /* "FILE:LINE:COL: msg" (or "FILE: msg" for line 0); always returns -1. */
@@ -371,19 +384,65 @@ static void buf_free(struct buf *b)
 	b->p = NULL;
 }
 
+/* --check-config --map-path: set once, before any thread starts. */
+#define PATH_MAPS_MAX 16
+static struct path_map {
+	char *from, *to;
+} path_maps[PATH_MAPS_MAX];
+static size_t n_path_maps;
+
+int config_add_path_map(const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	struct path_map *m = &path_maps[n_path_maps];
+
+	if (!eq || spec[0] != '/' || !eq[1] || n_path_maps == PATH_MAPS_MAX)
+		return -1;
+	m->from = strndup(spec, (size_t)(eq - spec));
+	m->to = strdup(eq + 1);
+	if (!m->from || !m->to) {
+		free(m->from);
+		free(m->to);
+		return -1;
+	}
+	/* "/etc/healthd/" and "/etc/healthd" map the same. */
+	for (size_t n = strlen(m->from); n > 1 && m->from[n - 1] == '/'; n--)
+		m->from[n - 1] = '\0';
+	n_path_maps++;
+	return 0;
+}
+
+const char *config_map_path(const char *path, char *buf, size_t len)
+{
+	for (size_t i = 0; i < n_path_maps; i++) {
+		size_t n = strlen(path_maps[i].from);
+		if (strncmp(path, path_maps[i].from, n) == 0 &&
+		    (path[n] == '/' || path[n] == '\0')) {
+			snprintf(buf, len, "%s%s", path_maps[i].to, path + n);
+			return buf;
+		}
+	}
+	return path;
+}
+
 /* A small regular text file, whole, with one trailing newline dropped.
  * Its bytes as read are folded into *hash unless it is NULL.  Messages name
- * the path, never the content. */
+ * the path (and where it was mapped to), never the content. */
 static int read_small_file(const char *path, struct buf *out, uint64_t *hash,
 			   char *err, size_t errlen)
 {
-	char eb[128], chunk[4096];
+	char eb[128], chunk[4096], mapped[PATH_MAX], shown[PATH_MAX + 64];
+	const char *from = config_map_path(path, mapped, sizeof(mapped));
 	struct stat st;
 	ssize_t got;
 	int fd;
 
+	if (from != path) {
+		snprintf(shown, sizeof(shown), "%s (mapped to %s)", path, from);
+		path = shown;
+	}
 	/* O_NONBLOCK: opening a FIFO must not hang a reload. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 			strerror_r(errno, eb, sizeof(eb)));
@@ -1298,6 +1357,7 @@ struct inherited {
 	int failure_threshold, success_threshold;
 	int isolation; /* enum config_isolation */
 	int64_t max_rss;
+	int history;
 };
 
 static const char *const isolation_names[] = {"process", "inline", NULL};
@@ -1422,7 +1482,7 @@ static int options_load(struct ctx *c, struct config_check *chk,
 static const char *const check_keys[] = {
 	"name", "plugin", "critical", "interval", "timeout", "warn_after",
 	"failure_threshold", "success_threshold", "isolation",
-	"isolation_max_rss", "options", NULL,
+	"isolation_max_rss", "history", "options", NULL,
 };
 
 /* interval, timeout, the thresholds and the isolation of `map` (the
@@ -1467,6 +1527,10 @@ static int inherited_load(struct ctx *c, const struct node *map,
 	snprintf(l_fail, sizeof(l_fail), "%sisolation_max_rss", prefix);
 	if (map_get(map, "isolation_max_rss", l_fail, &a) &&
 	    field_size(c, &a, &t->max_rss) < 0)
+		return -1;
+	snprintf(l_fail, sizeof(l_fail), "%shistory", prefix);
+	if (map_get(map, "history", l_fail, &a) &&
+	    field_int(c, &a, 0, CONFIG_HISTORY_MAX, &t->history) < 0)
 		return -1;
 	return 0;
 }
@@ -1530,6 +1594,7 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 	chk->success_threshold = t.success_threshold;
 	chk->isolation = (enum config_isolation)t.isolation;
 	chk->max_rss = t.max_rss;
+	chk->history = t.history;
 	if (map_get(map, "warn_after", "warn_after", &a)) {
 		if (field_duration(c, &a, true, &chk->warn_after_ms) < 0)
 			return -1;
@@ -1548,7 +1613,7 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 
 static const char *const defaults_keys[] = {
 	"interval", "timeout", "failure_threshold", "success_threshold",
-	"isolation", "isolation_max_rss", NULL,
+	"isolation", "isolation_max_rss", "history", NULL,
 };
 
 static int defaults_load(struct ctx *c, const struct node *root,
@@ -1562,9 +1627,24 @@ static int defaults_load(struct ctx *c, const struct node *root,
 	d->success_threshold = 1;
 	d->isolation = ISOLATION_PROCESS;
 	d->max_rss = CONFIG_MAX_RSS_DEFAULT;
+	d->history = CONFIG_HISTORY_DEFAULT;
 	if (section(c, root, "defaults", defaults_keys, &sec) < 0)
 		return -1;
 	return inherited_load(c, sec, "defaults.", d);
+}
+
+/* Leave out the checks a validation found errors in. */
+static void checks_drop_failed(struct config *cfg, const bool *failed)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < cfg->n_checks; i++) {
+		if (failed[i])
+			config_check_clear(&cfg->checks[i]);
+		else
+			cfg->checks[kept++] = cfg->checks[i];
+	}
+	cfg->n_checks = kept;
 }
 
 static int checks_load(struct ctx *c, const struct node *root,
@@ -1589,10 +1669,22 @@ static int checks_load(struct ctx *c, const struct node *root,
 	struct hsearch_data names = {0};
 	if (!hcreate_r(a.val->n * 2, &names))
 		return ctx_oom(c);
-	int rc = 0;
-	for (size_t i = 0; i < a.val->n && rc == 0; i++)
-		rc = check_load(c, a.val->kids[i], i, cfg, &d, &names);
+	/* Validating, a check with an error is left out and the others go
+	 * on; its name stays taken, so a duplicate is still reported. */
+	bool *failed = calloc(a.val->n, sizeof(*failed));
+	int rc = failed ? 0 : ctx_oom(c);
+	for (size_t i = 0; i < a.val->n && failed; i++) {
+		if (check_load(c, a.val->kids[i], i, cfg, &d, &names) == 0)
+			continue;
+		rc = -1;
+		failed[i] = true;
+		if (!c->problems)
+			break;
+	}
 	hdestroy_r(&names);
+	if (rc < 0 && c->problems && failed)
+		checks_drop_failed(cfg, failed);
+	free(failed);
 	return rc;
 }
 
@@ -1819,27 +1911,32 @@ static int root_load(struct ctx *c, const struct node *root,
 		return ctx_fail_at(c, root->line, root->col,
 				   "expected a mapping of settings, found %s",
 				   node_kind(root));
-	if (map_check_keys(c, root, top_keys, "") < 0)
+	int rc = 0;
+
+	if (stop_at(c, map_check_keys(c, root, top_keys, ""), &rc))
 		return -1;
-	if (map_get(root, "listen", "listen", &a) && listen_load(c, &a, cfg) < 0)
+	if (map_get(root, "listen", "listen", &a) &&
+	    stop_at(c, listen_load(c, &a, cfg), &rc))
 		return -1;
 	if (map_get(root, "base_path", "base_path", &a) &&
-	    base_path_load(c, &a, cfg) < 0)
+	    stop_at(c, base_path_load(c, &a, cfg), &rc))
 		return -1;
 	if (map_get(root, "service", "service", &a) &&
-	    service_load(c, &a, cfg) < 0)
+	    stop_at(c, service_load(c, &a, cfg), &rc))
 		return -1;
 	if (map_get(root, "metrics", "metrics", &a) &&
-	    field_bool(c, &a, &cfg->metrics) < 0)
+	    stop_at(c, field_bool(c, &a, &cfg->metrics), &rc))
 		return -1;
-	if (log_load(c, root, cfg) < 0)
+	if (stop_at(c, log_load(c, root, cfg), &rc))
 		return -1;
 	if (map_get(root, "plugin_dirs", "plugin_dirs", &a) &&
-	    plugin_dirs_load(c, &a, cfg) < 0)
+	    stop_at(c, plugin_dirs_load(c, &a, cfg), &rc))
 		return -1;
-	if (server_load(c, root, cfg) < 0 || details_load(c, root, cfg) < 0)
+	if (stop_at(c, server_load(c, root, cfg), &rc) ||
+	    stop_at(c, details_load(c, root, cfg), &rc) ||
+	    stop_at(c, checks_load(c, root, cfg), &rc))
 		return -1;
-	return checks_load(c, root, cfg);
+	return rc;
 }
 
 char *const config_default_plugin_dirs[CONFIG_DEFAULT_PLUGIN_DIRS] = {
@@ -1929,21 +2026,22 @@ static int config_read(struct ctx *c, struct buf *text)
 	return rc;
 }
 
-int config_load(const char *path, struct config **out, char *err, size_t errlen)
+/* Load `path` into *out; `c` says whether to stop at the first error. */
+static int load(struct ctx *c, const char *path, struct config **out)
 {
-	struct ctx c = {path, err, errlen, NULL, NULL};
 	struct config *cfg = NULL;
 	struct node *root = NULL;
 	struct buf text = {0};
+	int rc;
 
 	*out = NULL;
-	snprintf(err, errlen, "%s", "");
-	if (config_read(&c, &text) < 0 ||
-	    tree_load(&c, text.p, text.len, &root) < 0)
+	snprintf(c->err, c->errlen, "%s", "");
+	if (config_read(c, &text) < 0 ||
+	    tree_load(c, text.p, text.len, &root) < 0)
 		goto fail;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || defaults_set(cfg, path) < 0) {
-		ctx_oom(&c);
+		ctx_oom(c);
 		goto fail;
 	}
 	/* The inputs follow, as root_load() reads them. */
@@ -1951,8 +2049,18 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 			       text.len);
 	cfg->file_hash = hash_bytes(HASH_INIT, text.p, text.len);
 	buf_free(&text);
-	c.cfg = cfg;
-	if (root_load(&c, root, cfg) < 0 || env_apply(&c, cfg) < 0)
+	c->cfg = cfg;
+	rc = root_load(c, root, cfg);
+	if (rc == 0 || c->problems) {
+		if (env_apply(c, cfg) < 0) {
+			rc = -1;
+			/* Not the file's: no place in it. */
+			if (c->problems)
+				(void)config_problems_add(c->problems, NULL,
+							  c->err);
+		}
+	}
+	if (rc < 0 && !c->problems)
 		goto fail;
 	node_free(root);
 	*out = cfg;
@@ -1962,6 +2070,84 @@ fail:
 	node_free(root);
 	config_free(cfg);
 	return -1;
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+
+	return load(&c, path, out);
+}
+
+int config_load_all(const char *path, struct config **out,
+		    struct config_problems *problems)
+{
+	char err[1400];
+	struct ctx c = {.path = path, .err = err, .errlen = sizeof(err),
+			.problems = problems};
+
+	return load(&c, path, out);
+}
+
+int config_problems_add(struct config_problems *p, const char *file,
+			const char *text)
+{
+	struct config_problem *list =
+		realloc(p->list, (p->n + 1) * sizeof(*p->list));
+	size_t flen = file ? strlen(file) : 0;
+	const char *message = text;
+	int line = 0, col = 0, used = 0;
+
+	if (!list)
+		return -ENOMEM;
+	p->list = list;
+	/* "FILE:LINE:COL: message" or "FILE: message": the parts, for
+	 * --check-config --json. */
+	if (file && !strncmp(text, file, flen) && text[flen] == ':') {
+		if (sscanf(text + flen, ":%d:%d: %n", &line, &col, &used) == 2 &&
+		    used)
+			message = text + flen + used;
+		else if (text[flen + 1] == ' ')
+			message = text + flen + 2;
+		if (message == text)
+			line = col = 0;
+	}
+	list[p->n] = (struct config_problem){strdup(text), strdup(message),
+					      line, col};
+	if (!list[p->n].text || !list[p->n].message) {
+		free(list[p->n].text);
+		free(list[p->n].message);
+		return -ENOMEM;
+	}
+	p->n++;
+	return 0;
+}
+
+static int problem_cmp(const void *a, const void *b)
+{
+	const struct config_problem *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x < y ? -1 : x > y; /* found first, said first */
+}
+
+void config_problems_sort(struct config_problems *p)
+{
+	if (p->n > 1)
+		qsort(p->list, p->n, sizeof(*p->list), problem_cmp);
+}
+
+void config_problems_free(struct config_problems *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->list[i].text);
+		free(p->list[i].message);
+	}
+	free(p->list);
+	memset(p, 0, sizeof(*p));
 }
 
 void config_check_clear(struct config_check *chk)
@@ -2029,6 +2215,7 @@ int config_check_equal(const struct config_check *a,
 	    a->failure_threshold != b->failure_threshold ||
 	    a->success_threshold != b->success_threshold ||
 	    a->isolation != b->isolation || a->max_rss != b->max_rss ||
+	    a->history != b->history ||
 	    a->n_options != b->n_options)
 		return 0;
 	/* Keys are unique within a check, so equal counts and every key of

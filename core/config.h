@@ -44,6 +44,11 @@ enum config_isolation {
 	ISOLATION_INLINE,  /* in the daemon itself */
 };
 
+/* History kept per check (history.h): a few minutes at common intervals,
+ * a few KiB per check. */
+#define CONFIG_HISTORY_DEFAULT 100
+#define CONFIG_HISTORY_MAX 10000
+
 /* A plugin host past this resident size is replaced between runs. */
 #define CONFIG_MAX_RSS_DEFAULT (256LL * 1024 * 1024)
 
@@ -58,6 +63,7 @@ struct config_check {
 	int success_threshold;
 	enum config_isolation isolation;
 	int64_t max_rss; /* bytes, of its plugin host */
+	int history;     /* latest results (and changes) kept */
 	struct config_option *options;
 	size_t n_options;
 	int line, col; /* of the check's mapping, 1-based */
@@ -119,6 +125,40 @@ void config_changed_files(const struct config *old, const struct config *cfg,
 /* Load and validate a config file.  Applies HEALTHD_LOG_LEVEL and
  * HEALTHD_LISTEN.  Returns 0 and *out, or -1 with a message in err. */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* What a validation found (--check-config): every error it could. */
+struct config_problem {
+	char *text;    /* "FILE:LINE:COL: message", as config_load() says it */
+	char *message; /* the message alone */
+	int line, col; /* 0 when the problem has no place in the file */
+};
+
+struct config_problems {
+	struct config_problem *list;
+	size_t n;
+};
+
+/* Add one; `text` is split at "FILE:LINE:COL: " (or "FILE: ") when it
+ * starts so.  Returns 0 or -ENOMEM. */
+int config_problems_add(struct config_problems *p, const char *file,
+			const char *text);
+/* In the file's order (those without a place first). */
+void config_problems_sort(struct config_problems *p);
+void config_problems_free(struct config_problems *p);
+
+/* Load as config_load() does, but go on past errors to find every one it
+ * can (a check with an error is left out, the rest is loaded).  Returns 0
+ * and *out when the file could be read and parsed, whatever the problems
+ * (then *out is not fit to run); -1 when not, with that problem listed. */
+int config_load_all(const char *path, struct config **out,
+		    struct config_problems *problems);
+
+/* Read files under FROM from TO instead (--check-config --map-path
+ * FROM=TO): a config written for a container's mounts is checked on a
+ * laptop.  `spec` is "FROM=TO" with absolute FROM; -1 when it is not. */
+int config_add_path_map(const char *spec);
+/* The path a file is read from: `path` itself, or mapped into buf. */
+const char *config_map_path(const char *path, char *buf, size_t len);
 void config_free(struct config *cfg);
 
 /* The value parsers of the config's settings, which plugins get too

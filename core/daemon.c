@@ -1,5 +1,6 @@
 /* daemon.c — config, checks, scheduler and server tied together. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -112,6 +113,7 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 		cv->warming = c->warming;
 		cv->runs = c->runs;
 		cv->failures = c->failures;
+		history_summarize(&c->history, &cv->history);
 		if (!cv->name || !cv->plugin || !cv->message) {
 			render_view_clear(v);
 			return -ENOMEM;
@@ -177,6 +179,22 @@ static void daemon_changed(void *ctx)
 	pthread_mutex_unlock(&d->publish);
 }
 
+/* For /checks/NAME/history: a copy, so rendering holds no lock. */
+static int daemon_history(void *ctx, const char *name, struct history *out)
+{
+	struct daemon *d = ctx;
+	size_t n;
+	int rc = -ENOENT;
+
+	scheduler_lock(d->sched);
+	struct check *const *checks = scheduler_checks(d->sched, &n);
+	for (size_t i = 0; i < n && rc == -ENOENT; i++)
+		if (strcmp(checks[i]->def.name, name) == 0)
+			rc = history_copy(out, &checks[i]->history);
+	scheduler_unlock(d->sched);
+	return rc;
+}
+
 static bool daemon_alive(void *ctx)
 {
 	struct daemon *d = ctx;
@@ -228,24 +246,47 @@ static int checks_build(const struct config *cfg, struct check *const *running,
 	return 0;
 }
 
-int daemon_check_config(const char *config_path, char *err, size_t errlen)
+int daemon_check_config(const char *config_path,
+			struct config_problems *problems)
 {
 	struct config *cfg;
-	struct check **checks;
+	char err[1024], mapped[PATH_MAX];
 
-	if (config_load(config_path, &cfg, err, errlen) < 0)
+	if (config_load_all(config_path, &cfg, problems) < 0)
 		return -1;
+	/* Plugins are searched where --map-path says, like ${file:}. */
+	for (size_t i = 0; i < cfg->n_plugin_dirs; i++) {
+		const char *dir = config_map_path(cfg->plugin_dirs[i], mapped,
+						  sizeof(mapped));
+		char *copy = dir == mapped ? strdup(mapped) : NULL;
+
+		if (copy) {
+			free(cfg->plugin_dirs[i]);
+			cfg->plugin_dirs[i] = copy;
+		}
+	}
 	if (isolate_start() < 0) {
-		snprintf(err, errlen, "cannot start the plugin host supervisor");
+		config_problems_add(problems, NULL,
+				    "cannot start the plugin host supervisor");
 		config_free(cfg);
 		return -1;
 	}
-	int rc = checks_build(cfg, NULL, 0, &checks, err, errlen);
-	if (rc == 0)
-		checks_free(checks, cfg->n_checks);
+	/* Every check that parsed: its plugin found, its options accepted,
+	 * its instance created (then destroyed). */
+	for (size_t i = 0; i < cfg->n_checks; i++) {
+		const struct config_check *cc = &cfg->checks[i];
+		struct check *c;
+
+		if (check_create(cfg->path, cc, cfg->plugin_dirs,
+				 cfg->n_plugin_dirs, &c, err, sizeof(err)) < 0)
+			config_problems_add(problems, cfg->path, err);
+		else
+			check_unref(c);
+	}
 	isolate_stop();
 	config_free(cfg);
-	return rc < 0 ? -1 : 0;
+	config_problems_sort(problems);
+	return problems->n ? -1 : 0;
 }
 
 /* --- start ------------------------------------------------------------------- */
@@ -303,6 +344,7 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 			.max_connections = d->cfg->max_connections,
 			.connection_timeout_ms = d->cfg->connection_timeout_ms,
 			.alive = daemon_alive,
+			.history = daemon_history,
 			.ctx = d,
 		};
 		daemon_publish(d); /* the first bodies, before any request */

@@ -32,7 +32,9 @@ int daemon_once(struct daemon *d, bool json);
 bool daemon_free(struct daemon *d);
 
 /* Validate a config whole: parse it, load its plugins and create (then
- * destroy) every check.  Returns 0, or -1 with a message in err. */
-int daemon_check_config(const char *config_path, char *err, size_t errlen);
+ * destroy) every check, going on past errors.  Returns 0, or -1 with every
+ * problem found in `problems`. */
+int daemon_check_config(const char *config_path,
+			struct config_problems *problems);
 
 #endif /* HEALTHD_DAEMON_H */

@@ -9,7 +9,8 @@
  * checks each field against what is left and fails on the first that
  * does not fit, so a broken or hostile host is detected, never trusted.
  *
- *   host -> daemon   HELLO       the plugin loaded: name, ABI, option specs
+ *   host -> daemon   HELLO       the plugin loaded: name, option specs (each
+ *                                with whether it is required)
  *                    LOAD_FAILED why the plugin was refused
  *                    CREATED     create()'s outcome for an instance
  *                    RESULT      one run's status, message, details (JSON)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "loader.h"
 #include "log.h"
 
 static const char *host_name(const struct healthd_check *check)
@@ -408,6 +409,33 @@ int host_check_options(const char *file, const struct config_check *cc,
 				 file, where, cc->name, o->key, plugin->name,
 				 known);
 		}
+		return -EINVAL;
+	}
+	/* Required: set, and not to "" (what an unset ${VAR} with an empty
+	 * default gives). */
+	for (const char *const *r = loader_required(plugin); r && *r; r++) {
+		const struct config_option *o = NULL;
+		const struct healthd_option_spec *s;
+
+		for (size_t i = 0; i < cc->n_options && !o; i++)
+			if (!strcmp(cc->options[i].key, *r))
+				o = &cc->options[i];
+		if (o && o->value[0])
+			continue;
+		for (s = spec; s && s->name && strcmp(s->name, *r); s++)
+			;
+		if (o)
+			snprintf(err, errlen,
+				 "%s:%d:%d: check \"%s\": option \"%s\" must not be empty",
+				 file, o->line, o->col, cc->name, *r);
+		else
+			snprintf(err, errlen,
+				 "%s:%d:%d: check \"%s\": option \"%s\" is required%s%s",
+				 file, cc->line, cc->col, cc->name, *r,
+				 s && s->name && s->help ? " (" : "",
+				 s && s->name && s->help ? s->help : "");
+		if (!o && s && s->name && s->help)
+			snprintf(err + strlen(err), errlen - strlen(err), ")");
 		return -EINVAL;
 	}
 	return 0;

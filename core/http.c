@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "cpus.h"
 #include "http.h"
 #include "log.h"
+#include "page.h"
 #include "render.h"
 
 #define REQUEST_ID_MAX 128
@@ -33,6 +35,7 @@ struct http {
 	struct snapshot *current;
 	struct body not_found, not_allowed, live[2];
 	bool (*alive)(void *ctx);
+	int (*history)(void *ctx, const char *name, struct history *out);
 	void *ctx;
 	uint32_t id_prefix;
 	uint64_t id_counter; /* atomic */
@@ -79,10 +82,16 @@ enum owner {
 	OWNER_RESPONSE, /* malloc'd for this request; MHD frees it */
 };
 
-static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn,
-			     struct snapshot *snap, enum owner owner,
-			     const char *text, size_t len, int code,
-			     const char *content_type)
+/* Headers beyond those every response gets. */
+struct extra {
+	bool vary_accept; /* the body depends on Accept */
+	const char *csp;  /* an HTML page's Content-Security-Policy */
+};
+
+static enum MHD_Result reply_ex(struct http *h, struct MHD_Connection *conn,
+				struct snapshot *snap, enum owner owner,
+				const char *text, size_t len, int code,
+				const char *content_type, const struct extra *x)
 {
 	struct MHD_Response *r;
 	char generated[32];
@@ -116,9 +125,26 @@ static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn,
 	MHD_add_response_header(r, "X-Request-ID", id);
 	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	/* Bodies carry what plugins say: never sniffed into HTML. */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (x && x->vary_accept)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+	if (x && x->csp) {
+		MHD_add_response_header(r, "Content-Security-Policy", x->csp);
+		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	}
 	ret = MHD_queue_response(conn, (unsigned int)code, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn,
+			     struct snapshot *snap, enum owner owner,
+			     const char *text, size_t len, int code,
+			     const char *content_type)
+{
+	return reply_ex(h, conn, snap, owner, text, len, code, content_type,
+			NULL);
 }
 
 static enum MHD_Result reply_body(struct http *h, struct MHD_Connection *conn,
@@ -194,19 +220,131 @@ static enum MHD_Result collect_exclude(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
-static bool wants_health_json(struct MHD_Connection *conn)
+enum answer { ANSWER_JSON, ANSWER_HEALTH_JSON, ANSWER_HTML };
+
+/* The first of two places in a string, either possibly NULL. */
+static const char *first_of(const char *a, const char *b)
+{
+	return !a || (b && b < a) ? b : a;
+}
+
+/* What the comprehensive endpoint answers: ?format=json asks for JSON (the
+ * status page links it); then the IETF format when asked for by name, the
+ * status page when text/html comes before any JSON type (a browser), and
+ * JSON otherwise: the kubelet, curl and Prometheus send star-slash-star or
+ * nothing.  Quality values are not weighed; a type refused with q=0 is not
+ * taken. */
+static enum answer negotiate(struct MHD_Connection *conn)
 {
 	const char *accept =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	return accept && strstr(accept, "application/health+json");
+	const char *format =
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+	const char *html, *json, *end;
+
+	if (format && !strcmp(format, "json"))
+		return ANSWER_JSON;
+	if (!accept)
+		return ANSWER_JSON;
+	if (strcasestr(accept, "application/health+json"))
+		return ANSWER_HEALTH_JSON;
+	html = strcasestr(accept, "text/html");
+	json = first_of(strcasestr(accept, "application/json"),
+			strcasestr(accept, "+json"));
+	if (!html || (json && json < html))
+		return ANSWER_JSON;
+	end = html + strcspn(html, ",");
+	for (const char *p = html; p < end; p++)
+		if (strncmp(p, "q=0", 3) == 0 &&
+		    strspn(p + 3, ".0") == strcspn(p + 3, ", \t"))
+			return ANSWER_JSON;
+	return ANSWER_HTML;
 }
 
 static const char json_type[] = "application/json";
+static const char html_type[] = "text/html; charset=utf-8";
 static const char health_json_type[] = "application/health+json";
 static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
+static enum MHD_Result reply_not_found(struct http *h,
+				       struct MHD_Connection *conn,
+				       const char *what)
+{
+	int code = 404;
+
+	return reply_text(h, conn, render_error(404, what), &code, json_type);
+}
+
+/* The status page is rendered per request: it counts ages from now, and
+ * its Content-Security-Policy allows one <style> by a nonce of its own. */
+static enum MHD_Result reply_page(struct http *h, struct MHD_Connection *conn,
+				  struct snapshot *s, bool redact)
+{
+	unsigned char rnd[16];
+	char nonce[2 * sizeof(rnd) + 1], csp[256];
+	struct extra x = {.vary_accept = true, .csp = csp};
+	int code;
+	char *text;
+
+	/* Never block an HTTP thread on the entropy pool (early boot): the
+	 * nonce is a second line of defence behind escaping, so the clock
+	 * and a counter do then. */
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		uint64_t a = (uint64_t)clock_mono_ms() ^ h->id_prefix,
+			 b = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
+		memcpy(rnd, &a, sizeof(a));
+		memcpy(rnd + sizeof(a), &b, sizeof(b));
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(csp, sizeof(csp),
+		 "default-src 'none'; style-src 'nonce-%s'; base-uri 'none'; "
+		 "form-action 'none'; frame-ancestors 'none'",
+		 nonce);
+	text = render_page(&s->view, redact, clock_wall_ms(), s->base_path,
+			   nonce, &code);
+	if (!text)
+		return MHD_NO;
+	return reply_ex(h, conn, NULL, OWNER_RESPONSE, text, strlen(text), code,
+			html_type, &x);
+}
+
+static enum MHD_Result reply_check(struct http *h, struct MHD_Connection *conn,
+				   struct snapshot *s, const char *name)
+{
+	const struct body *b = snapshot_check(s, name, detail_for(s, conn));
+
+	if (!b)
+		return reply_not_found(h, conn, "no such check");
+	return reply_body(h, conn, s, b, json_type);
+}
+
+/* NAME/history: copied from the check under the scheduler's lock, and
+ * rendered per request (results arrive between snapshots). */
+static enum MHD_Result reply_history(struct http *h, struct MHD_Connection *conn,
+				     struct snapshot *s, const char *path)
+{
+	const char *slash = strchr(path, '/');
+	char name[512];
+	struct history hist;
+	int code;
+	char *text;
+
+	if (strcmp(slash, "/history") != 0 || (size_t)(slash - path) >= sizeof(name))
+		return reply_not_found(h, conn, "not found");
+	memcpy(name, path, (size_t)(slash - path));
+	name[slash - path] = '\0';
+	if (h->history(h->ctx, name, &hist) < 0)
+		return reply_not_found(h, conn, "no such check");
+	text = render_history(name, &hist, detail_for(s, conn) == SNAPSHOT_REDACTED,
+			      &code);
+	history_clear(&hist);
+	return reply_text(h, conn, text, &code, json_type);
+}
+
 /* Answer a path under base_path: "" or "/", "/startup", "/live", "/ready",
- * "/checks/NAME".  Returns -1 for an unknown path. */
+ * "/checks/NAME", "/checks/NAME/history".  Returns -1 for an unknown
+ * path. */
 static int route(struct http *h, struct MHD_Connection *conn,
 		 struct snapshot *s, const char *rest, bool get_or_head,
 		 enum MHD_Result *ret)
@@ -216,7 +354,8 @@ static int route(struct http *h, struct MHD_Connection *conn,
 	const struct body *b;
 	int code;
 
-	enum { ROOT, STARTUP, LIVE, READY, CHECK } what;
+	enum { ROOT, STARTUP, LIVE, READY, CHECK, HISTORY } what;
+	char *text;
 	if (!*rest || strcmp(rest, "/") == 0)
 		what = ROOT;
 	else if (strcmp(rest, "/startup") == 0)
@@ -225,8 +364,9 @@ static int route(struct http *h, struct MHD_Connection *conn,
 		what = LIVE;
 	else if (strcmp(rest, "/ready") == 0)
 		what = READY;
-	else if (strncmp(rest, "/checks/", 8) == 0 && rest[8])
-		what = CHECK;
+	else if (strncmp(rest, "/checks/", 8) == 0 && rest[8] &&
+		 rest[8] != '/') /* a name has no '/': NAME or NAME/history */
+		what = strchr(rest + 8, '/') ? HISTORY : CHECK;
 	else
 		return -1;
 	if (!get_or_head) {
@@ -267,31 +407,33 @@ static int route(struct http *h, struct MHD_Connection *conn,
 		break;
 	case ROOT: {
 		enum snapshot_detail d = detail_for(s, conn);
-		enum render_format f = wants_health_json(conn) ? RENDER_HEALTH_JSON
+		enum answer a = negotiate(conn);
+		enum render_format f = a == ANSWER_HEALTH_JSON ? RENDER_HEALTH_JSON
 							       : RENDER_NATIVE;
 		const char *type = f == RENDER_HEALTH_JSON ? health_json_type
 							   : json_type;
+		struct extra x = {.vary_accept = true};
+
+		if (a == ANSWER_HTML) {
+			*ret = reply_page(h, conn, s, d == SNAPSHOT_REDACTED);
+			break;
+		}
 		b = ex.n ? snapshot_excluded(s, false, &rex, d, f)
 			 : snapshot_health(s, d, f);
 		if (b)
-			*ret = reply_body(h, conn, s, b, type);
-		else
-			*ret = reply_text(h, conn,
-					  render_health(&s->view, &rex,
-							d == SNAPSHOT_REDACTED, f,
-							&code),
-					  &code, type);
+			*ret = reply_ex(h, conn, s, OWNER_SNAPSHOT, b->text,
+					b->len, b->code, type, &x);
+		else if ((text = render_health(&s->view, &rex,
+					       d == SNAPSHOT_REDACTED, f, &code)))
+			*ret = reply_ex(h, conn, NULL, OWNER_RESPONSE, text,
+					strlen(text), code, type, &x);
 		break;
 	}
 	case CHECK:
-		b = snapshot_check(s, rest + 8, detail_for(s, conn));
-		if (!b) {
-			code = 404;
-			*ret = reply_text(h, conn, render_error(404, "no such check"),
-					  &code, json_type);
-		}
-		else
-			*ret = reply_body(h, conn, s, b, json_type);
+		*ret = reply_check(h, conn, s, rest + 8);
+		break;
+	case HISTORY:
+		*ret = reply_history(h, conn, s, rest + 8);
 		break;
 	}
 	return 0;
@@ -386,6 +528,7 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 	pthread_mutex_init(&h->lock, NULL);
 	h->current = first;
 	h->alive = cfg->alive;
+	h->history = cfg->history;
 	h->ctx = cfg->ctx;
 	h->id_prefix = (uint32_t)(clock_wall_ms() ^ ((uint64_t)getpid() << 16));
 	int code = 404;

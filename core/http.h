@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "history.h"
 #include "snapshot.h"
 
 struct http;
@@ -23,6 +24,9 @@ struct http_settings {
 	int64_t connection_timeout_ms;
 	/* Whether the process is live: called per /live request. */
 	bool (*alive)(void *ctx);
+	/* A copy of check NAME's history (history_clear() frees it):
+	 * 0, or -ENOENT when there is no such check. */
+	int (*history)(void *ctx, const char *name, struct history *out);
 	void *ctx;
 };
 

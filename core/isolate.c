@@ -91,6 +91,7 @@ struct family {
 	struct healthd_plugin desc;
 	struct healthd_option_spec *specs;
 	size_t n_specs;
+	const char **required; /* names in specs, NULL-terminated */
 	char *load_error;
 	struct phost *current; /* where new work goes; NULL: none yet */
 	bool want_host;        /* a worker waits for the supervisor to start one */
@@ -571,6 +572,8 @@ static void family_forget_specs(struct family *f)
 		free((char *)f->specs[i].help);
 	}
 	free(f->specs);
+	free(f->required);
+	f->required = NULL;
 	free((char *)f->desc.name);
 	free((char *)f->desc.description);
 	f->specs = NULL;
@@ -582,9 +585,10 @@ static int on_hello(struct phost *h, struct frame_in *in)
 {
 	struct family *f = h->fam;
 	char *name = frame_get_str(in), *description = frame_get_str(in);
-	uint32_t major = frame_get_u32(in), minor = frame_get_u32(in);
 	uint32_t n = frame_get_u32(in);
 	struct healthd_option_spec *specs;
+	const char **required;
+	size_t n_required = 0;
 
 	if (in->failed || h->state != HOST_STARTING || !name || n > 1024 ||
 	    strcmp(name, f->base) != 0 ||
@@ -593,16 +597,29 @@ static int on_hello(struct phost *h, struct frame_in *in)
 		free(description);
 		return -1;
 	}
+	if (!(required = calloc(n + 1, sizeof(*required)))) {
+		free(specs);
+		free(name);
+		free(description);
+		return -1;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		specs[i].name = frame_get_str(in);
 		specs[i].default_value = frame_get_str(in);
 		specs[i].help = frame_get_str(in);
+		if (frame_get_u32(in) && specs[i].name)
+			required[n_required++] = specs[i].name;
 	}
 	family_forget_specs(f);
 	f->specs = specs;
 	f->n_specs = n;
-	f->desc.abi_major = major;
-	f->desc.abi_minor = minor;
+	f->required = required;
+	/* The daemon's copy speaks the daemon's version, whatever the
+	 * plugin's: every field is filled in. */
+	f->desc.abi_major = HEALTHD_ABI_MAJOR;
+	f->desc.abi_minor = HEALTHD_ABI_MINOR;
+	f->desc.size = sizeof(f->desc);
+	f->desc.required = required;
 	f->desc.name = name;
 	f->desc.description = description;
 	f->desc.options = specs;

@@ -26,7 +26,23 @@
 static const size_t loader_min_size[HEALTHD_ABI_MINOR + 1] = {
 	[0] = LOADER_END_OF(destroy),
 	[1] = LOADER_END_OF(destroy), /* 1.1 added host functions only */
+	[2] = LOADER_END_OF(required),
 };
+
+const char *const *loader_required(const struct healthd_plugin *d)
+{
+	return d->abi_minor >= 2 && d->size >= LOADER_END_OF(required)
+		       ? d->required
+		       : NULL;
+}
+
+bool loader_is_required(const struct healthd_plugin *d, const char *option)
+{
+	for (const char *const *r = loader_required(d); r && *r; r++)
+		if (!strcmp(*r, option))
+			return true;
+	return false;
+}
 
 /* Every plugin currently loaded, keyed by resolved path.  Reloads open and
  * release plugins on their own thread, hence the mutex; it also serialises

@@ -16,6 +16,7 @@
 #ifndef HEALTHD_LOADER_H
 #define HEALTHD_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <healthd/plugin.h>
@@ -42,6 +43,11 @@ int loader_open(const char *name, char *const *dirs, size_t n_dirs,
  * plugin host loads the file; the daemon never maps its code. */
 int loader_locate(const char *name, char *const *dirs, size_t n_dirs,
 		  char *path, char *real, char **base, char *err, size_t errlen);
+
+/* The plugin's required options (NULL-terminated), when its version has
+ * the field; NULL otherwise.  And whether `option` is one of them. */
+const char *const *loader_required(const struct healthd_plugin *d);
+bool loader_is_required(const struct healthd_plugin *d, const char *option);
 
 /* Drop a reference; the last one unloads the file. */
 void loader_release(struct plugin *plugin);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "config.h"
 #include "daemon.h"
 #include "loader.h"
@@ -26,7 +28,10 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: healthd [-c FILE]                 run the daemon\n"
-		"       healthd -c FILE --check-config    validate and exit: 0 valid, 2 invalid\n"
+		"       healthd -c FILE --check-config [--json] [--map-path FROM=TO]...\n"
+		"                                         validate and exit: 0 valid, 2 invalid;\n"
+		"                                         every error found, as text or JSON; files\n"
+		"                                         under FROM (${file:}, plugin_dirs) read from TO\n"
 		"       healthd -c FILE --once [--json]   run every check once and print;\n"
 		"                                         exit 0 healthy, 1 degraded, 2 unhealthy, 3 error\n"
 		"       healthd plugins [DIR...]          list the plugins found (default: the\n"
@@ -62,7 +67,9 @@ static int list_plugin(const char *dir, const char *file)
 	for (const struct healthd_option_spec *o = p->desc->options;
 	     o && o->name; o++) {
 		printf("      %-18s %s", o->name, o->help ? o->help : "");
-		if (o->default_value)
+		if (loader_is_required(p->desc, o->name))
+			printf(" [required]");
+		else if (o->default_value)
 			printf(" [default: %s]", o->default_value);
 		printf("\n");
 	}
@@ -107,6 +114,44 @@ static int flushed(int rc)
 	return rc;
 }
 
+/* --check-config's verdict: "PATH: valid", or each problem on stderr as
+ * FILE:LINE:COL: message; with --json one object on stdout, for CI. */
+static void print_problems(const char *path,
+			   const struct config_problems *problems, bool json)
+{
+	if (!json) {
+		if (!problems->n)
+			printf("%s: valid\n", path);
+		for (size_t i = 0; i < problems->n; i++)
+			fprintf(stderr, "%s\n", problems->list[i].text);
+		return;
+	}
+	json_object *o = json_object_new_object();
+	json_object *list = json_object_new_array();
+
+	json_object_object_add(o, "config", json_object_new_string(path));
+	json_object_object_add(o, "valid", json_object_new_boolean(!problems->n));
+	for (size_t i = 0; i < problems->n; i++) {
+		const struct config_problem *p = &problems->list[i];
+		json_object *e = json_object_new_object();
+		bool placed = p->line > 0;
+
+		json_object_object_add(e, "file", json_object_new_string(path));
+		json_object_object_add(e, "line",
+				       placed ? json_object_new_int(p->line) : NULL);
+		json_object_object_add(e, "column",
+				       placed ? json_object_new_int(p->col) : NULL);
+		json_object_object_add(e, "message",
+				       json_object_new_string(p->message));
+		json_object_array_add(list, e);
+	}
+	json_object_object_add(o, "errors", list);
+	printf("%s\n", json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PLAIN |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -114,12 +159,13 @@ int main(int argc, char **argv)
 		{"check-config", no_argument, NULL, 'C'},
 		{"once", no_argument, NULL, 'o'},
 		{"json", no_argument, NULL, 'j'},
+		{"map-path", required_argument, NULL, 'm'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = getenv("HEALTHD_CONFIG");
-	bool check_only = false, once = false, json = false;
+	bool check_only = false, once = false, json = false, mapped = false;
 	char err[1024];
 	int opt, rc;
 
@@ -145,6 +191,14 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'm':
+			if (config_add_path_map(optarg) < 0) {
+				fprintf(stderr, "--map-path %s: expected FROM=TO "
+						"with an absolute FROM\n", optarg);
+				return 2;
+			}
+			mapped = true;
 			break;
 		case 'V':
 			printf("healthd %s (plugin ABI %d.%d)\n", HEALTHD_VERSION,
@@ -172,7 +226,8 @@ int main(int argc, char **argv)
 		loader_exit();
 		return flushed(rc);
 	}
-	if (optind < argc || (json && !once) || (check_only && once)) {
+	if (optind < argc || (json && !once && !check_only) ||
+	    (check_only && once) || (mapped && !check_only)) {
 		usage(stderr);
 		return 2;
 	}
@@ -195,12 +250,12 @@ int main(int argc, char **argv)
 		return flushed(check_only ? 2 : 3);
 	}
 	if (check_only) {
-		rc = daemon_check_config(path, err, sizeof(err));
+		struct config_problems problems = {0};
+
+		rc = daemon_check_config(path, &problems);
 		log_flush(LOG_FLUSH_MS); /* its lines before the verdict */
-		if (rc < 0)
-			fprintf(stderr, "%s\n", err);
-		else
-			printf("%s: valid\n", path);
+		print_problems(path, &problems, json);
+		config_problems_free(&problems);
 		loader_exit();
 		return flushed(rc < 0 ? 2 : 0);
 	}

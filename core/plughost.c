@@ -94,13 +94,12 @@ static void hello(const char *path)
 	frame_begin(f, FRAME_HELLO);
 	frame_str(f, d->name);
 	frame_str(f, d->description);
-	frame_u32(f, d->abi_major);
-	frame_u32(f, d->abi_minor);
 	frame_u32(f, n);
 	for (const struct healthd_option_spec *s = d->options; s && s->name; s++) {
 		frame_str(f, s->name);
 		frame_str(f, s->default_value);
 		frame_str(f, s->help);
+		frame_u32(f, loader_is_required(d, s->name));
 	}
 	if (!frame_end(f)) {
 		frame_clear(f);

@@ -43,6 +43,20 @@ static json_object *decimal(double v)
 	return json_object_new_double_s(v, buf);
 }
 
+/* Of `n` results, the share that passed (or warned), with three
+ * decimals; null with no results. */
+static json_object *ratio(size_t passing, size_t n)
+{
+	char buf[32];
+	double r;
+
+	if (!n)
+		return NULL;
+	r = (double)passing / (double)n;
+	snprintf(buf, sizeof(buf), "%.3f", r);
+	return json_object_new_double_s(r, buf);
+}
+
 static json_object *timestamp(int64_t wall_ms)
 {
 	char buf[32];
@@ -152,6 +166,9 @@ static json_object *check_object(const struct check_view *c, bool redact)
 	    json_object_new_int(c->consecutive_successes));
 	add(o, "interval_ms", json_object_new_int64(c->interval_ms));
 	add(o, "timeout_ms", json_object_new_int64(c->timeout_ms));
+	add(o, "last_change", timestamp(c->history.last_change));
+	add(o, "transitions", json_object_new_uint64(c->history.transitions));
+	add(o, "pass_ratio", ratio(c->history.passing, c->history.window));
 	if (!redact)
 		add(o, "details", c->details ? raw(c->details)
 					      : json_object_new_object());
@@ -264,13 +281,27 @@ static json_object *native_body(const struct health_view *v,
 	return o;
 }
 
-/* The IETF draft's pass / warn / fail: a check that is not passing is a
- * failure when critical, a warning otherwise. */
-static const char *ietf_status(bool critical, enum check_status s)
+/* The IETF draft's pass / warn / fail for a verdict. */
+static const char *ietf_verdict(enum verdict v)
 {
-	if (s == STATUS_PENDING || s == STATUS_FAIL)
-		s = critical ? STATUS_FAIL : STATUS_WARN;
-	return state_status_name(s);
+	static const enum check_status as_status[] = {
+		[VERDICT_HEALTHY] = STATUS_PASS,
+		[VERDICT_DEGRADED] = STATUS_WARN,
+		[VERDICT_UNHEALTHY] = STATUS_FAIL,
+	};
+
+	return state_status_name(as_status[v]);
+}
+
+/* One check's: what it does to the verdict, so the two agree (a pending
+ * informational check, or one a reload added that has no result yet,
+ * changes nothing: pass). */
+static const char *ietf_status(const struct check_view *c)
+{
+	if (!counted(NULL, c))
+		return ietf_verdict(VERDICT_HEALTHY);
+	return ietf_verdict(state_verdict_step(VERDICT_HEALTHY, c->critical,
+					       c->status));
 }
 
 /* The IETF body's member for one check: "NAME:status": [{...}]. */
@@ -283,8 +314,7 @@ static void ietf_member(json_object *parent, const struct check_view *c,
 
 	add(item, "componentId", json_object_new_string(c->name));
 	add(item, "componentType", json_object_new_string(c->plugin));
-	add(item, "status",
-	    json_object_new_string(ietf_status(c->critical, c->status)));
+	add(item, "status", json_object_new_string(ietf_status(c)));
 	if (c->last_run) {
 		add(item, "observedValue", decimal(c->duration_ms));
 		add(item, "observedUnit", json_object_new_string("ms"));
@@ -304,15 +334,9 @@ static json_object *ietf_body(const struct health_view *v,
 			      const struct render_exclude *ex, bool redact,
 			      enum verdict verdict)
 {
-	static const enum check_status as_status[] = {
-		[VERDICT_HEALTHY] = STATUS_PASS,
-		[VERDICT_DEGRADED] = STATUS_WARN,
-		[VERDICT_UNHEALTHY] = STATUS_FAIL,
-	};
 	json_object *o = json_object_new_object();
 
-	add(o, "status", json_object_new_string(
-				 state_status_name(as_status[verdict])));
+	add(o, "status", json_object_new_string(ietf_verdict(verdict)));
 	add(o, "version", json_object_new_string("1"));
 	add(o, "releaseId", json_object_new_string(HEALTHD_VERSION));
 	add(o, "serviceId", json_object_new_string(service_name(v)));
@@ -402,6 +426,51 @@ char *render_error(int code, const char *message)
 	return to_text(o);
 }
 
+char *render_history(const char *name, const struct history *h, bool redact,
+		     int *code)
+{
+	json_object *o = json_object_new_object();
+	json_object *results = json_object_new_array();
+	json_object *changes = json_object_new_array();
+
+	*code = 200;
+	add(o, "name", json_object_new_string(name));
+	add(o, "size", json_object_new_uint64(h->size));
+	add(o, "transitions", json_object_new_uint64(h->transitions));
+	add(o, "last_change", timestamp(h->last_change));
+	add(o, "pass_ratio", ratio(h->passing, h->results.n));
+	for (size_t i = 0; i < h->results.n; i++) {
+		const struct history_result *r = history_result_at(h, i);
+		json_object *e = json_object_new_object();
+
+		add(e, "time", timestamp(r->at));
+		add(e, "status", json_object_new_string(
+					 state_status_name((enum check_status)r->status)));
+		add(e, "duration_ms", decimal(r->duration_ms));
+		if (!redact)
+			add(e, "message", json_object_new_string(
+						  history_text(r->message)));
+		json_object_array_add(results, e);
+	}
+	for (size_t i = 0; i < h->changes.n; i++) {
+		const struct history_change *c = history_change_at(h, i);
+		json_object *e = json_object_new_object();
+
+		add(e, "time", timestamp(c->at));
+		add(e, "from", json_object_new_string(
+				       state_status_name((enum check_status)c->from)));
+		add(e, "to", json_object_new_string(
+				     state_status_name((enum check_status)c->to)));
+		if (!redact)
+			add(e, "message", json_object_new_string(
+						  history_text(c->message)));
+		json_object_array_add(changes, e);
+	}
+	add(o, "results", results);
+	add(o, "changes", changes);
+	return to_text(o);
+}
+
 void render_view_clear(struct health_view *v)
 {
 	for (size_t i = 0; i < v->n_checks; i++) {
@@ -447,6 +516,38 @@ static double runs(const struct check_view *c)
 static double failures(const struct check_view *c)
 {
 	return (double)c->failures;
+}
+
+static double transitions(const struct check_view *c)
+{
+	return (double)c->history.transitions;
+}
+
+/* Run durations as a histogram: counts since the check was created. */
+static void durations(FILE *f, const struct health_view *v)
+{
+	static const char m[] = "healthd_check_duration_seconds";
+
+	fprintf(f, "# HELP %s Run durations, timeouts included.\n"
+		   "# TYPE %s histogram\n", m, m);
+	for (size_t i = 0; i < v->n_checks; i++) {
+		const struct duration_histogram *d = &v->checks[i].history.durations;
+		char name[512];
+		uint64_t cumulative = 0;
+
+		label_escape(name, sizeof(name), v->checks[i].name);
+		for (size_t b = 0; b < HISTORY_BUCKETS; b++) {
+			cumulative += d->bucket[b];
+			fprintf(f, "%s_bucket{check=\"%s\",le=\"%g\"} %llu\n", m,
+				name, history_bucket_le[b],
+				(unsigned long long)cumulative);
+		}
+		fprintf(f, "%s_bucket{check=\"%s\",le=\"+Inf\"} %llu\n"
+			   "%s_sum{check=\"%s\"} %.15g\n"
+			   "%s_count{check=\"%s\"} %llu\n",
+			m, name, (unsigned long long)d->count, m, name, d->sum_s, m,
+			name, (unsigned long long)d->count);
+	}
 }
 
 /* One metric with a sample per check, labelled by its name. */
@@ -519,12 +620,28 @@ char *render_metrics(const struct health_view *v)
 				state_status_name((enum check_status)s),
 				c->status == (enum check_status)s);
 	}
-	per_check(f, v, "healthd_check_duration_seconds",
+	per_check(f, v, "healthd_check_last_duration_seconds",
 		  "Duration of the latest run.", "gauge", duration_s);
+	durations(f, v);
 	per_check(f, v, "healthd_check_runs_total",
 		  "Runs since the check was created.", "counter", runs);
 	per_check(f, v, "healthd_check_failures_total",
 		  "Failed runs, timeouts included.", "counter", failures);
+	per_check(f, v, "healthd_check_transitions_total",
+		  "Status changes (after thresholds), the first result's included.",
+		  "counter", transitions);
+	fprintf(f, "# HELP healthd_check_last_change_timestamp_seconds When the status last changed (Unix time).\n"
+		   "# TYPE healthd_check_last_change_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < v->n_checks; i++) {
+		const struct check_view *c = &v->checks[i];
+		char name[512];
+
+		if (!c->history.last_change)
+			continue; /* no sample rather than 1970 */
+		label_escape(name, sizeof(name), c->name);
+		fprintf(f, "healthd_check_last_change_timestamp_seconds{check=\"%s\"} %.3f\n",
+			name, (double)c->history.last_change / 1000.0);
+	}
 	fprintf(f, "# HELP healthd_plugin_hosts Plugin host processes running.\n"
 		   "# TYPE healthd_plugin_hosts gauge\n"
 		   "healthd_plugin_hosts %d\n", v->plugin_hosts);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history.h"
 #include "isolate.h"
 #include "state.h"
 
@@ -33,6 +34,7 @@ struct check_view {
 	uint64_t failures; /* failed runs since the check was created */
 	bool warming; /* added by a reload, no result yet: left out of verdicts */
 	const char *isolation; /* "process" or "inline"; static */
+	struct history_summary history;
 };
 
 struct health_view {
@@ -72,6 +74,9 @@ char *render_startup(const struct health_view *v, int *code);
 char *render_live(bool alive, int *code);
 char *render_check(const struct check_view *c, bool redact, int *code);
 char *render_error(int code, const char *message);
+/* /checks/NAME/history: the rings of `h`, oldest first. */
+char *render_history(const char *name, const struct history *h, bool redact,
+		     int *code);
 
 /* Prometheus text exposition format (version 0.0.4). */
 char *render_metrics(const struct health_view *v);

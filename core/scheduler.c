@@ -245,8 +245,13 @@ static void record(struct scheduler *s, struct check *c,
 		c->last_success = now;
 	c->runs++;
 	c->warming = false;
-	if (state_apply(&c->counters, status, c->def.failure_threshold,
-			c->def.success_threshold))
+	bool changed = state_apply(&c->counters, status,
+				   c->def.failure_threshold,
+				   c->def.success_threshold);
+	/* Out of memory, the ring misses a run: the counts stay right. */
+	(void)history_add(&c->history, now, state_of_result(status),
+			  duration_ms, c->message, before, c->counters.status);
+	if (changed)
 		log_write(status == HEALTHD_FAIL ? LOG_WARN : LOG_INFO,
 			  c->def.name, "status %s -> %s: %s",
 			  state_status_name(before),

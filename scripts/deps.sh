@@ -11,6 +11,7 @@ packages=(
 	postgresql redis-server
 	nginx-light wrk
 	podman runc debootstrap
+	prometheus chromium
 )
 # The deployment tests run on Node.js 20 or newer; Debian's is enough where
 # the machine has none.

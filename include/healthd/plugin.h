@@ -17,6 +17,8 @@
  *
  * Changelog
  *   1.0  first version.
+ *   1.1  host: option_bool, option_duration_ms, option_int, option_size.
+ *   1.2  plugin: `required`, the options a check must set.
  *
  * Ownership
  *   - The core owns the struct healthd_check handle and everything the host
@@ -59,7 +61,7 @@ extern "C" {
 #endif
 
 #define HEALTHD_ABI_MAJOR 1
-#define HEALTHD_ABI_MINOR 1
+#define HEALTHD_ABI_MINOR 2
 
 /* How long past deadline_ms the core still takes a run's result. */
 #define HEALTHD_DEADLINE_GRACE_MS 20
@@ -194,6 +196,13 @@ struct healthd_plugin {
 
 	/* Free the instance. */
 	void (*destroy)(void *instance);
+
+	/* --- since ABI 1.2 ---------------------------------------------------
+	 * The options a check must set, ending with NULL; may be NULL.  The
+	 * core refuses a check without one before create() runs, naming the
+	 * option and its help, and `healthd plugins` marks them:
+	 *   .required = (const char *const[]){"dsn", NULL}, */
+	const char *const *required;
 };
 
 /*

@@ -25,7 +25,7 @@ struct file {
 };
 
 static const struct healthd_option_spec file_options[] = {
-	{"path", NULL, "the file to check (required)"},
+	{"path", NULL, "the file to check"},
 	{"exists", "true",
 	 "true: the file must exist; false: it must not (a flag file whose "
 	 "presence means trouble)"},
@@ -59,11 +59,7 @@ static int file_create(const struct healthd_host *host,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	f->path = host->option(check, "path");
-	if (!f->path || !f->path[0]) {
-		snprintf(err, errlen, "path: required (the file to check)");
-		goto fail;
-	}
+	f->path = host->option(check, "path"); /* required: set */
 	if (host->option_bool(check, "exists", &f->exists, err, errlen) < 0 ||
 	    host->option_duration_ms(check, "max_age", &f->max_age_ms, err,
 				     errlen) < 0 ||
@@ -165,4 +161,5 @@ static void file_destroy(void *instance)
 HEALTHD_PLUGIN_DEFINE(.name = "file",
 		      .description = "a file: exists, age (a heartbeat), size",
 		      .options = file_options, .create = file_create,
-		      .check = file_check, .destroy = file_destroy);
+		      .check = file_check, .destroy = file_destroy,
+		      .required = (const char *const[]){"path", NULL});

@@ -917,11 +917,6 @@ static int pg_create(const struct healthd_host *host,
 		return -ENOMEM;
 	pg->host = host;
 	pg->check = check;
-	if (!dsn || !dsn[0]) {
-		snprintf(err, errlen, "dsn: required (a libpq conninfo string or "
-				      "postgresql:// URI)");
-		goto out;
-	}
 	if (!query || !query[0]) {
 		snprintf(err, errlen, "query: must not be empty");
 		goto out;
@@ -1035,4 +1030,5 @@ out:
 HEALTHD_PLUGIN_DEFINE(.name = "postgres",
 		      .description = "PostgreSQL: connect, run a query, check the role",
 		      .options = pg_options, .create = pg_create,
-		      .check = pg_check, .destroy = pg_destroy);
+		      .check = pg_check, .destroy = pg_destroy,
+		      .required = (const char *const[]){"dsn", NULL});

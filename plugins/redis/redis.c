@@ -652,10 +652,6 @@ static int rd_create(const struct healthd_host *host,
 		return -ENOMEM;
 	rd->host = host;
 	rd->check = check;
-	if (!url || !url[0]) {
-		snprintf(err, errlen, "url: required (redis://host:port/db)");
-		goto fail;
-	}
 	rc = rd_parse_url(rd, url, err, errlen);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
@@ -693,4 +689,5 @@ fail:
 HEALTHD_PLUGIN_DEFINE(.name = "redis",
 		      .description = "Redis: PING, role and memory",
 		      .options = rd_options, .create = rd_create,
-		      .check = rd_check, .destroy = rd_destroy);
+		      .check = rd_check, .destroy = rd_destroy,
+		      .required = (const char *const[]){"url", NULL});

@@ -26,7 +26,8 @@ def require_setup():
     """Fail (not skip) with the fix when node or the npm packages are missing."""
     if not shutil.which("node"):
         raise SetupError("node is not installed (apt-get install nodejs npm)")
-    for pkg in ("kubernetes-models", "kubernetes-types", "typescript", "yaml"):
+    for pkg in ("kubernetes-models", "kubernetes-types", "typescript", "yaml",
+                "@kubernetes-models/prometheus-operator"):
         if not os.path.isfile(os.path.join(DEPLOY_DIR, "node_modules", pkg, "package.json")):
             raise SetupError(f"tests/deploy/node_modules/{pkg} is missing: run tests/deploy/setup.sh")
 

@@ -5,9 +5,10 @@
 // kustomize; Debian 12 has no kubectl/kustomize package, but the project's
 // machines come with kubectl).  Where kubectl is missing, or with
 // HEALTHD_KUSTOMIZE=builtin, a small built-in renderer is used instead: it
-// follows only kustomization.yaml's `resources` (files and sub-directories)
-// and `namespace`, which is all k8s/ uses, and refuses any other
-// kustomization key rather than silently ignoring it.
+// follows only kustomization.yaml's `resources` (files and sub-directories),
+// `components` (kind: Component directories, e.g. k8s/monitoring) and
+// `namespace`, which is all k8s/ uses, and refuses any other kustomization
+// key rather than silently ignoring it.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -58,9 +59,14 @@ function kustomizationFile(dir) {
   return null;
 }
 
-const BUILTIN_KEYS = new Set(["apiVersion", "kind", "namespace", "resources"]);
+const BUILTIN_KEYS = new Set(["apiVersion", "kind", "namespace", "resources", "components"]);
+const COMPONENT_API = "kustomize.config.k8s.io/v1alpha1";
 
-export function renderBuiltin(dir) {
+// Render a kustomization directory.  `accumulated` is given when `dir` is a
+// Component named in a parent's `components`: as kustomize does, its
+// resources join the parent's objects and its namespace applies to all of
+// them.  Order: resources, then components, then namespace.
+export function renderBuiltin(dir, accumulated = null) {
   const kfile = kustomizationFile(dir);
   if (!kfile) throw new Error(`${dir}: no kustomization.yaml`);
   const [k] = parseYamlDocs(readFileSync(kfile, "utf8"), kfile);
@@ -69,11 +75,32 @@ export function renderBuiltin(dir) {
       throw new Error(`${kfile}: the built-in renderer does not support "${key}" (install kubectl)`);
     }
   }
-  const objs = [];
+  const kind = k.kind ?? "Kustomization";
+  if (kind !== "Kustomization" && kind !== "Component") {
+    throw new Error(`${kfile}: kind ${kind} is neither Kustomization nor Component`);
+  }
+  if (kind === "Component" && k.apiVersion !== COMPONENT_API) {
+    throw new Error(`${kfile}: a Component's apiVersion is ${COMPONENT_API}`);
+  }
+  if (accumulated && kind !== "Component") {
+    throw new Error(`${kfile}: named in components but its kind is ${kind}, not Component`);
+  }
+  const objs = accumulated ?? [];
   for (const res of k.resources || []) {
     const p = path.join(dir, res);
-    if (statSync(p).isDirectory()) objs.push(...renderBuiltin(p));
-    else objs.push(...parseYamlDocs(readFileSync(p, "utf8"), p));
+    if (statSync(p).isDirectory()) {
+      const sub = kustomizationFile(p);
+      const [sk] = sub ? parseYamlDocs(readFileSync(sub, "utf8"), sub) : [{}];
+      if (sk?.kind === "Component") {
+        throw new Error(`${kfile}: ${res} is a Component: list it under components, not resources`);
+      }
+      objs.push(...renderBuiltin(p));
+    } else {
+      objs.push(...parseYamlDocs(readFileSync(p, "utf8"), p));
+    }
+  }
+  for (const comp of k.components || []) {
+    renderBuiltin(path.join(dir, comp), objs);
   }
   if (k.namespace) {
     for (const o of objs) {

@@ -4,12 +4,18 @@
 //
 // --schema  every object is constructed as its kubernetes-models class (by
 //           apiVersion/kind) and validate()d against the Kubernetes OpenAPI
-//           schema: required fields, types, enums, formats.
+//           schema: required fields, types, enums, formats.  The Prometheus
+//           Operator's kinds (monitoring.coreos.com: ServiceMonitor,
+//           PodMonitor, PrometheusRule...) come from
+//           @kubernetes-models/prometheus-operator, validated against the
+//           operator's CRD schemas.
 // --types   kubernetes-models' schemas allow unknown fields, so every object is
 //           also written out as a TypeScript object literal typed with the
-//           kubernetes-types interface for its kind and type-checked with
-//           `tsc --strict`: TypeScript's excess-property check rejects any
-//           unknown or misspelt field at any depth (e.g. `periodSecond`).
+//           kubernetes-types interface for its kind (for monitoring.coreos.com,
+//           the I<Kind> interface of @kubernetes-models/prometheus-operator)
+//           and type-checked with `tsc --strict`: TypeScript's excess-property
+//           check rejects any unknown or misspelt field at any depth (e.g.
+//           `periodSecond`).
 // Both by default.  Exit status 0 when every object passes, 1 otherwise.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -19,6 +25,23 @@ import { fileURLToPath } from "node:url";
 import { load, describe } from "./lib.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+// Custom resources whose models (classes, schemas and TypeScript interfaces)
+// come from a third-party kubernetes-models package, by API group.
+const CRD_MODELS = {
+  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+};
+
+function crdPackage(apiVersion) {
+  const group = (apiVersion || "").includes("/") ? apiVersion.split("/")[0] : "";
+  return CRD_MODELS[group] ?? null;
+}
+
+// The module of an object's model class: kubernetes-models/apps/v1/Deployment,
+// @kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor.
+function modelModule(o) {
+  const pkg = crdPackage(o.apiVersion) ?? "kubernetes-models";
+  return `${pkg}/${o.apiVersion}/${o.kind}`;
+}
 
 async function schemaCheck(objs) {
   let failures = 0;
@@ -30,13 +53,13 @@ async function schemaCheck(objs) {
     }
     let cls;
     try {
-      const mod = await import(`kubernetes-models/${o.apiVersion}/${o.kind}`);
+      const mod = await import(modelModule(o));
       cls = mod[o.kind];
     } catch {
       cls = undefined;
     }
     if (!cls) {
-      console.error(`FAIL ${describe(o)}: kubernetes-models has no ${o.apiVersion} ${o.kind}`);
+      console.error(`FAIL ${describe(o)}: kubernetes-models has no ${o.apiVersion} ${o.kind} (${modelModule(o)})`);
       failures++;
       continue;
     }
@@ -73,14 +96,18 @@ function typeCheck(objs) {
     const body = [];
     const ranges = []; // [firstLine, lastLine, description]
     objs.forEach((o, i) => {
-      const mod = typesModule(o.apiVersion || "");
+      // kubernetes-types/apps/v1 exports Deployment; a CRD model's module
+      // (one per kind) exports the interface I<Kind>.
+      const crd = crdPackage(o.apiVersion);
+      const mod = crd ? modelModule(o) : `kubernetes-types/${typesModule(o.apiVersion || "")}`;
+      const type = crd ? `I${o.kind}` : o.kind;
       if (!imports.has(mod)) imports.set(mod, `m${imports.size}`);
       const ns = imports.get(mod);
       const literal = JSON.stringify(o, null, 2);
-      body.push({ text: `// ${describe(o)}\nexport const o${i}: ${ns}.${o.kind} = ${literal};\n`, desc: describe(o) });
+      body.push({ text: `// ${describe(o)}\nexport const o${i}: ${ns}.${type} = ${literal};\n`, desc: describe(o) });
     });
     let text = "";
-    for (const [mod, ns] of imports) text += `import type * as ${ns} from "kubernetes-types/${mod}";\n`;
+    for (const [mod, ns] of imports) text += `import type * as ${ns} from "${mod}";\n`;
     let line = text.split("\n").length;
     for (const b of body) {
       const n = b.text.split("\n").length - 1;
@@ -98,7 +125,10 @@ function typeCheck(objs) {
         moduleResolution: "node",
         types: [],
         baseUrl: ".",
-        paths: { "kubernetes-types/*": [`${typesDir}/*`] },
+        paths: {
+          "kubernetes-types/*": [`${typesDir}/*`],
+          "@kubernetes-models/*": [`${HERE}/node_modules/@kubernetes-models/*`],
+        },
       },
       files: ["manifests.ts"],
     }, null, 2));

@@ -6,6 +6,7 @@ the test sets (pass, warn, fail, sleep past the deadline, never return).
 
 import json
 import os
+import re
 import signal
 import tempfile
 import time
@@ -436,7 +437,7 @@ class CommandLine(unittest.TestCase):
         for name in ("file", "http", "postgres", "redis"):
             self.assertRegex(out, rf"\n  {name} — \S", out)
         self.assertRegex(out, r"\n      tls_verify +verify .* \[default: true\]\n")
-        self.assertRegex(out, r"\n      path +the file to check \(required\)\n")
+        self.assertRegex(out, r"\n      path +the file to check \[required\]\n")
         # A file the loader refuses is listed with why, and the exit says so.
         r = run(["plugins", TEST_PLUGIN_DIR, os.path.join(self.tmp.name, "none")])
         self.assertEqual(r.returncode, 1)
@@ -466,6 +467,91 @@ class CommandLine(unittest.TestCase):
         r = run(["-c", os.path.join(self.tmp.name, "missing.yaml"),
                  "--check-config"])
         self.assertEqual(r.returncode, 2)
+
+    def test_check_config_reports_every_error(self):
+        """Every error it can find, in the file's order, exit 2; --json
+        says the same for CI annotations."""
+        path = self.conf([
+            check("a", timeout="2x"),
+            check("b", plugin="nosuch"),
+            check("c", options={"mdoe": "x"}),
+            check("a"),
+            check("fine")], extra="workers: 0\nlsten: 1\n")
+        r = run(["-c", path, "--check-config"])
+        self.assertEqual(r.returncode, 2)
+        lines = r.stderr.strip().splitlines()
+        wanted = [r'workers: "0" is out of range',
+                  r'unknown key "lsten"',
+                  r'timeout: "2x" is not a duration',
+                  r'check "b": plugin "nosuch": no nosuch\.so in ',
+                  r'check "c": option "mdoe" is not known to plugin testplug',
+                  r'check "a" is defined twice \(first at line \d+\)']
+        self.assertEqual(len(lines), len(wanted), r.stderr)
+        places = []
+        for line, want in zip(sorted(lines, key=lambda l: [
+                int(x) for x in l[len(path) + 1:].split(":")[:2]]), wanted):
+            self.assertRegex(line, re.escape(path) + r":\d+:\d+: " + want)
+        for line in lines:
+            places.append([int(x) for x in
+                           line[len(path) + 1:].split(":")[:2]])
+        self.assertEqual(places, sorted(places))  # the file's order
+        self.assertNotIn("valid", r.stdout)
+
+        r = run(["-c", path, "--check-config", "--json"])
+        self.assertEqual(r.returncode, 2)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["config"], path)
+        self.assertIs(out["valid"], False)
+        self.assertEqual(len(out["errors"]), len(wanted))
+        for e, line in zip(out["errors"], lines):
+            self.assertEqual(e["file"], path)
+            self.assertEqual(f"{path}:{e['line']}:{e['column']}: "
+                             f"{e['message']}", line)
+        r = run(["-c", self.conf([check("db")]), "--check-config", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout),
+                         {"config": path, "valid": True, "errors": []})
+        # Not placed in the file: line and column are null.
+        r = run(["-c", path, "--check-config", "--json"],
+                env={"HEALTHD_LOG_LEVEL": "loud"})
+        e = json.loads(r.stdout)["errors"][0]
+        self.assertEqual((e["line"], e["column"]), (None, None))
+        self.assertIn("HEALTHD_LOG_LEVEL", e["message"])
+
+    def test_check_config_map_path(self):
+        """A config written for a container's mounts, checked where they
+        do not exist: --map-path FROM=TO reads FROM's files from TO."""
+        local = os.path.join(self.tmp.name, "mounts")
+        os.makedirs(os.path.join(local, "secrets"))
+        write(os.path.join(local, "secrets", "msg"), "from the Secret\n")
+        text = re.sub(r"(?m)^plugin_dirs: .*$",
+                      "plugin_dirs: [/usr/lib/healthd/plugins]",
+                      config_text([check("db", options={
+                          "message": "${file:/etc/healthd-secrets/msg}"})],
+                          free_port()))
+        path = self.path
+        write(path, text)
+        r = run(["-c", path, "--check-config"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot read /etc/healthd-secrets/msg", r.stderr)
+        maps = ["--map-path",
+                "/etc/healthd-secrets=" + os.path.join(local, "secrets"),
+                "--map-path", "/usr/lib/healthd/plugins/=" + TEST_PLUGIN_DIR]
+        r = run(["-c", path, "--check-config"] + maps)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.remove(os.path.join(local, "secrets", "msg"))
+        r = run(["-c", path, "--check-config"] + maps)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot read /etc/healthd-secrets/msg (mapped to "
+                      + os.path.join(local, "secrets", "msg") + ")", r.stderr)
+        for bad in (["--map-path", "relative=/x"], ["--map-path", "/x"]):
+            r = run(["-c", path, "--check-config"] + bad)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("expected FROM=TO", r.stderr)
+        # Only a validation maps paths: the daemon reads the real ones.
+        r = run(["-c", path, "--once"] + maps)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage", r.stderr)
 
     def test_config_from_environment(self):
         path = self.conf([check("db")])

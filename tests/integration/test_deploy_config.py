@@ -1,10 +1,11 @@
 """The configs the deployment ships are accepted by the daemon itself.
 
 `healthd --check-config` on: the ConfigMap's healthd.yaml (k8s/configmap.yaml),
-the sidecar example's, and the image's default (docker/healthd.yaml).  The
-mount points are remapped into a temp dir: the ConfigMap's keys become files
-as kubelet would write them under /etc/healthd, secrets.example.yaml's keys
-under /etc/healthd-secrets, and plugin_dirs point at the build's plugins.
+the sidecar example's, and the image's default (docker/healthd.yaml), as
+shipped: the ConfigMap's keys become files in a temp dir as kubelet would
+write them under /etc/healthd, secrets.example.yaml's keys under
+/etc/healthd-secrets, and `--map-path` reads the mounts from there and the
+plugins from the build — what a CI job does with its own manifests.
 """
 import os
 import subprocess
@@ -21,12 +22,17 @@ HEALTHD = os.environ.get("HEALTHD_BIN") or os.path.join(d.SOURCE_DIR, "build", "
 PLUGINS = os.environ.get("HEALTHD_PLUGIN_DIR") or os.path.join(d.SOURCE_DIR, "build", "plugins")
 
 
-def materialize(tmp, configmap, secret=None):
-    """Write a ConfigMap (and Secret) as kubelet mounts them; return healthd.yaml's path."""
+def materialize(tmp, configmap, secret=None, rewrite=False):
+    """Write a ConfigMap (and Secret) as kubelet mounts them; return
+    healthd.yaml's path and the --map-path arguments that find them.  With
+    `rewrite`, healthd.yaml's mount paths are rewritten to the temp dir
+    instead, for a daemon to run on it (only --check-config maps paths)."""
     cfg, sec, opt = (os.path.join(tmp, x) for x in ("etc-healthd", "etc-healthd-secrets", "opt-plugins"))
     for p in (cfg, sec, opt):
         os.makedirs(p, mode=0o755, exist_ok=True)
         os.chmod(p, 0o755)
+    maps = {"/etc/healthd": cfg, "/etc/healthd-secrets": sec,
+            "/usr/lib/healthd/plugins": PLUGINS, "/opt/healthd/plugins": opt}
 
     def remap(text):
         return (text.replace("/etc/healthd-secrets/", sec + "/")
@@ -35,13 +41,14 @@ def materialize(tmp, configmap, secret=None):
                     .replace("/opt/healthd/plugins", opt))
     for key, value in configmap.get("data", {}).items():
         with open(os.path.join(cfg, key), "w") as f:
-            f.write(remap(value) if key == "healthd.yaml" else value)
+            f.write(remap(value) if rewrite and key == "healthd.yaml" else value)
     if secret:
         for key, value in secret.get("stringData", {}).items():
             with open(os.path.join(sec, key), "w") as f:
                 f.write(value)
             os.chmod(os.path.join(sec, key), 0o440)
-    return os.path.join(cfg, "healthd.yaml")
+    return (os.path.join(cfg, "healthd.yaml"),
+            [a for k, v in maps.items() for a in ("--map-path", f"{k}={v}")])
 
 
 class Config(unittest.TestCase):
@@ -52,10 +59,11 @@ class Config(unittest.TestCase):
         with open(d.SECRETS_EXAMPLE) as f:
             cls.secret = d.yaml_docs(f.read())[0]
 
-    def check_config(self, path):
+    def check_config(self, mounted):
+        path, maps = mounted
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHD_")}
-        p = subprocess.run([HEALTHD, "-c", path, "--check-config"], capture_output=True, text=True,
-                           timeout=30, env=env)
+        p = subprocess.run([HEALTHD, "-c", path, "--check-config"] + maps,
+                           capture_output=True, text=True, timeout=30, env=env)
         self.assertEqual(p.returncode, 0, f"--check-config {path}: exit {p.returncode}\n{p.stdout}{p.stderr}")
         return p
 

@@ -282,7 +282,8 @@ class ProbeContract(unittest.TestCase):
             cm = {"data": dict(self.cm["data"], **{"redis-url": redis.url})}
             db_url = f"postgresql+asyncpg://{pg.user}:{pg.password}@127.0.0.1:{pg.port}/{pg.dbname}"
             secret = {"stringData": {"database-url": db_url, "details-token": "probe-test-token"}}
-            config = os.path.join(os.path.dirname(materialize(tmp, cm, secret)), config_name)
+            config = os.path.join(os.path.dirname(materialize(tmp, cm, secret, rewrite=True)[0]),
+                                  config_name)
             port = servers.free_port()
             env = {k: v for k, v in servers.CLEAN_ENV.items() if not k.startswith("HEALTHD_")}
             env["HEALTHD_LISTEN"] = f"127.0.0.1:{port}"

@@ -84,7 +84,10 @@ class FilePlugin(PluginTestCase):
             self.assertNotIn(self.dir.name, result["message"], result)
 
     def test_bad_options_are_refused_with_what_is_expected(self):
-        self.assert_refused({}, "path: required")
+        # Required options are the core's business (ABI 1.2): set, and
+        # not empty.
+        self.assert_refused({}, 'option "path" is required (the file to check)')
+        self.assert_refused({"path": ""}, 'option "path" must not be empty')
         self.assert_refused({"path": self.path, "max_age": "30x"},
                             "max_age: expected a duration")
         self.assert_refused({"path": self.path, "exists": "maybe"},

@@ -109,6 +109,7 @@ static void test_full(void)
 		 "  timeout: 4s\n"
 		 "  failure_threshold: 5\n"
 		 "  success_threshold: 2\n"
+		 "  history: 7\n"
 		 "checks:\n"
 		 "  - name: database\n"
 		 "    plugin: postgres\n"
@@ -118,6 +119,7 @@ static void test_full(void)
 		 "    warn_after: 500ms\n"
 		 "    failure_threshold: 1\n"
 		 "    success_threshold: 3\n"
+		 "    history: 0\n"
 		 "    options:\n"
 		 "      dsn: ${file:%s}\n"
 		 "      query: SELECT 1\n"
@@ -162,12 +164,13 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(c->warn_after_ms, 500);
 	CU_ASSERT_EQUAL(c->failure_threshold, 1);
 	CU_ASSERT_EQUAL(c->success_threshold, 3);
-	CU_ASSERT_EQUAL(c->line, 23);
+	CU_ASSERT_EQUAL(c->history, 0);
+	CU_ASSERT_EQUAL(c->line, 24);
 	CU_ASSERT_EQUAL(c->col, 5);
 	CU_ASSERT_EQUAL_FATAL(c->n_options, 2);
 	CU_ASSERT_STRING_EQUAL(opt(c, "dsn"), "postgres://u:p@db/app");
 	CU_ASSERT_STRING_EQUAL(opt(c, "query"), "SELECT 1");
-	CU_ASSERT_EQUAL(c->options[0].line, 32);
+	CU_ASSERT_EQUAL(c->options[0].line, 34);
 	CU_ASSERT_EQUAL(c->options[0].col, 7);
 
 	c = &cfg->checks[1];
@@ -178,6 +181,7 @@ static void test_full(void)
 	CU_ASSERT_EQUAL(c->timeout_ms, 4000);
 	CU_ASSERT_EQUAL(c->failure_threshold, 5);
 	CU_ASSERT_EQUAL(c->success_threshold, 2);
+	CU_ASSERT_EQUAL(c->history, 7);
 	CU_ASSERT_EQUAL(c->warn_after_ms, 0);
 	CU_ASSERT_TRUE(c->critical);
 
@@ -238,6 +242,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg->checks[0].warn_after_ms, 0);
 	CU_ASSERT_EQUAL(cfg->checks[0].failure_threshold, 3);
 	CU_ASSERT_EQUAL(cfg->checks[0].success_threshold, 1);
+	CU_ASSERT_EQUAL(cfg->checks[0].history, CONFIG_HISTORY_DEFAULT);
 	CU_ASSERT_EQUAL(cfg->checks[0].n_options, 0);
 	config_free(cfg);
 	config_free(NULL);
@@ -308,7 +313,8 @@ static void test_errors(void)
 		{"checks:\n  - name: db\n    plugin: pg\n    intervl: 5s\n",
 		 "4:5: unknown key \"intervl\" in check \"db\"; expected one of: "
 		 "name, plugin, critical, interval, timeout, warn_after, "
-		 "failure_threshold, success_threshold, isolation, isolation_max_rss, options"},
+		 "failure_threshold, success_threshold, isolation, isolation_max_rss, "
+		 "history, options"},
 		{"log:\n  lvl: debug\n",
 		 "2:3: unknown key \"lvl\" in log; expected one of: level, format"},
 		{"server:\n  threads: 1\n  threads: 2\n",
@@ -356,6 +362,10 @@ static void test_errors(void)
 		 "4:5: failure_threshold: \"0\" is out of range (expected at least 1)"},
 		{"defaults:\n  success_threshold: +2\n",
 		 "2:3: defaults.success_threshold: \"+2\" is not an integer"},
+		{"defaults:\n  history: 10001\n",
+		 "2:3: defaults.history: \"10001\" is out of range (expected 0 to 10000)"},
+		{"checks:\n  - name: db\n    plugin: pg\n    history: -1\n",
+		 "4:5: history: \"-1\" is out of range (expected 0 to 10000)"},
 		/* checks */
 		{"checks:\n  - name: Database\n    plugin: pg\n",
 		 "2:5: name: \"Database\" is not a valid check name (expected "
@@ -1057,7 +1067,51 @@ static void test_isolation(void)
 		 "2:3: defaults.isolation_max_rss: \"0\" is not a size (use KiB, MiB or GiB, e.g. 256MiB)");
 }
 
+/* A validation goes on past errors: each is listed with its place, the
+ * checks without errors are loaded, a YAML syntax error ends it. */
+static void test_load_all(void)
+{
+	struct config_problems problems = {0};
+	struct config *cfg = NULL;
+	const char *path = tmp_file(
+		"workers: 0\n"
+		"lsten: 1\n"
+		"checks:\n"
+		"  - {name: a, plugin: p, timeout: 2x}\n"
+		"  - {name: b, plugin: p}\n"
+		"  - {name: a, plugin: p}\n"
+		"  - {name: c, plugin: p, history: -1}\n");
+
+	CU_ASSERT_EQUAL(config_load_all(path, &cfg, &problems), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->n_checks, 1);
+	CU_ASSERT_STRING_EQUAL(cfg->checks[0].name, "b");
+	config_free(cfg);
+	config_problems_sort(&problems);
+	CU_ASSERT_EQUAL_FATAL(problems.n, 5);
+	CU_ASSERT_EQUAL(problems.list[0].line, 1);
+	CU_ASSERT_STRING_EQUAL(problems.list[0].message,
+			       "workers: \"0\" is out of range (expected 1 to 1024)");
+	CU_ASSERT_EQUAL(problems.list[1].line, 2);
+	CU_ASSERT_EQUAL(problems.list[2].line, 4);
+	CU_ASSERT_EQUAL(problems.list[2].col, 26); /* the key */
+	CU_ASSERT_STRING_EQUAL(problems.list[3].message,
+			       "check \"a\" is defined twice (first at line 4)");
+	CU_ASSERT_EQUAL(problems.list[4].line, 7);
+	CU_ASSERT(strncmp(problems.list[4].text, path, strlen(path)) == 0);
+	config_problems_free(&problems);
+	unlink(path);
+
+	path = tmp_file("checks: [\n");
+	CU_ASSERT_EQUAL(config_load_all(path, &cfg, &problems), -1);
+	CU_ASSERT_PTR_NULL(cfg);
+	CU_ASSERT_EQUAL(problems.n, 1);
+	config_problems_free(&problems);
+	unlink(path);
+}
+
 static CU_TestInfo config_tests[] = {
+	{"every error, in a validation", test_load_all},
 	{"full config", test_full},
 	{"defaults", test_defaults},
 	{"listen and base_path", test_listen_and_base_path},

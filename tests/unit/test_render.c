@@ -185,6 +185,27 @@ static void test_health_json(void)
 	CU_ASSERT_STRING_EQUAL(str(o, "serviceId"), "healthd"); /* the default */
 	json_object_put(o);
 
+	/* A pending informational check leaves the verdict alone, and so
+	 * its own status: pass, with "pending" said. */
+	make_view(STATUS_PASS, STATUS_PENDING);
+	o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "pass");
+	item = json_object_array_get_idx(
+		json_object_object_get(json_object_object_get(o, "checks"),
+				       "extra:status"), 0);
+	CU_ASSERT_STRING_EQUAL(str(item, "status"), "pass");
+	CU_ASSERT_STRING_EQUAL(str(item, "output"), "pending");
+	json_object_put(o);
+	/* A pending critical one keeps the service unready: fail. */
+	checks[1].critical = true;
+	o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "status"), "fail");
+	item = json_object_array_get_idx(
+		json_object_object_get(json_object_object_get(o, "checks"),
+				       "extra:status"), 0);
+	CU_ASSERT_STRING_EQUAL(str(item, "status"), "fail");
+	json_object_put(o);
+
 	view.service = "payments \"api\"";
 	o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
 	CU_ASSERT_STRING_EQUAL(str(o, "serviceId"), "payments \"api\"");
@@ -227,10 +248,55 @@ static void test_metrics(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_status{check=\"db\",plugin=\"postgres\",critical=\"true\",status=\"fail\"} 1\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_runs_total{check=\"db\"} 1234567\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_failures_total{check=\"db\"} 3\n"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds{check=\"db\"} 0.00123\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_last_duration_seconds{check=\"db\"} 0.00123\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "check=\"we\\\"ird\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_config_generation 3\n"));
 	free(text);
+}
+
+/* The histogram is cumulative per bucket; transitions and the last change
+ * follow the history; a check that never changed has no timestamp. */
+static void test_metrics_history(void)
+{
+	struct history h;
+
+	make_view(STATUS_PASS, STATUS_PENDING);
+	history_init(&h, 10);
+	history_add(&h, 1764158400000, STATUS_PASS, 0.4, "ok", STATUS_PENDING,
+		    STATUS_PASS);
+	history_add(&h, 1764158401000, STATUS_PASS, 30, "ok", STATUS_PASS,
+		    STATUS_PASS);
+	history_add(&h, 1764158402500, STATUS_FAIL, 20000, "timed out",
+		    STATUS_PASS, STATUS_FAIL);
+	history_summarize(&h, &checks[0].history);
+	history_clear(&h);
+	char *text = render_metrics(&view);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE healthd_check_duration_seconds histogram\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_bucket{check=\"db\",le=\"0.001\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_bucket{check=\"db\",le=\"0.025\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_bucket{check=\"db\",le=\"0.05\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_bucket{check=\"db\",le=\"10\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_bucket{check=\"db\",le=\"+Inf\"} 3\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_sum{check=\"db\"} 20.0304\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_count{check=\"db\"} 3\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_duration_seconds_count{check=\"extra\"} 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_transitions_total{check=\"db\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "healthd_check_last_change_timestamp_seconds{check=\"db\"} 1764158402.500\n"));
+	CU_ASSERT_PTR_NULL(strstr(text, "healthd_check_last_change_timestamp_seconds{check=\"extra\"}"));
+	free(text);
+
+	int code;
+	json_object *o = parse(render_check(&checks[0], false, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "transitions"), "2");
+	CU_ASSERT_STRING_EQUAL(str(o, "pass_ratio"), "0.667");
+	CU_ASSERT_STRING_EQUAL(str(o, "last_change"), "2025-11-26T12:00:02.500Z");
+	json_object_put(o);
+	o = parse(render_check(&checks[1], false, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "pass_ratio"), "null");
+	CU_ASSERT_STRING_EQUAL(str(o, "last_change"), "null");
+	json_object_put(o);
 }
 
 void unit_register(void)
@@ -244,6 +310,7 @@ void unit_register(void)
 		{"health+json", test_health_json},
 		{"live and errors", test_live_and_error},
 		{"metrics", test_metrics},
+		{"metrics and summaries from history", test_metrics_history},
 		CU_TEST_INFO_NULL,
 	};
 	UNIT_SUITE("render", tests);
