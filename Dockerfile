@@ -16,7 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config \
       libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev \
-      libpq-dev libhiredis-dev libcurl4-openssl-dev \
+      libpq-dev libhiredis-dev libcurl4-openssl-dev libc-ares-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -34,7 +34,7 @@ FROM ${DEBIAN_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libltdl7 libyaml-0-2 libjson-c5 \
-      libpq5 libhiredis0.14 libcurl4 ca-certificates \
+      libpq5 libhiredis0.14 libcurl4 libc-ares2 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/*
 COPY --from=build /out/usr/bin/healthd /usr/bin/healthd
 COPY --from=build /out/usr/lib/healthd/plugins/ /usr/lib/healthd/plugins/

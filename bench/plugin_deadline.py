@@ -2,8 +2,10 @@
 """How far past its deadline each bundled plugin returns against a hung server.
 
 Starts PostgreSQL, Redis and an HTTP server (tests/integration/servers.py),
-SIGSTOPs each one, and runs the plugin's check N times through healthd-plugin-run with
-a 300 ms deadline.  The overshoot is the check's own duration_ms (measured by
+SIGSTOPs each one; adds a DNS server that never answers (a UDP socket), a
+TCP peer that accepts and never answers, a listener whose accept queue is
+full, and a script that sleeps forever; and runs each plugin's check N
+times through healthd-plugin-run with a 300 ms deadline.  The overshoot is the check's own duration_ms (measured by
 healthd-plugin-run around check()) minus the deadline; the process's start and exit
 are not counted.
 
@@ -13,6 +15,7 @@ are not counted.
 
 import argparse
 import os
+import socket
 import statistics
 import sys
 
@@ -40,7 +43,15 @@ def main():
 
     rows = []
     with servers.Postgres() as pg, servers.Redis(password="bench-pw") as rd, \
-            servers.HTTPServer() as web:
+            servers.HTTPServer() as web, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # a DNS server that never answers
+        # tcp: a peer the kernel accepts for but that never answers, and a
+        # listener whose accept queue is full (SYNs dropped); both live
+        # until the script exits.
+        mute = socket.create_server(("127.0.0.1", 0), backlog=128)
+        full = socket.create_server(("127.0.0.1", 0), backlog=0)
+        filler = socket.create_connection(full.getsockname())  # noqa: F841
         cases = [
             ("postgres", "hung server (SIGSTOP)", pg, {"dsn": pg.dsn}),
             ("postgres", "slow query (pg_sleep)", None,
@@ -48,6 +59,18 @@ def main():
             ("redis", "hung server (SIGSTOP)", rd, {"url": rd.url}),
             ("http", "hung server (SIGSTOP)", web, {"url": web.url("/ok")}),
             ("http", "hung handler (/hang)", None, {"url": web.url("/hang")}),
+            ("dns", "server never answers", None,
+             {"name": "app.test",
+              "server": "127.0.0.1:%d" % silent.getsockname()[1]}),
+            ("tcp", "peer never answers", None,
+             {"host": "127.0.0.1", "port": mute.getsockname()[1],
+              "expect": "+OK"}),
+            ("tcp", "accept queue full", None,
+             {"host": "127.0.0.1", "port": full.getsockname()[1],
+              "expect": "+OK"}),
+            # exec: a script (and a child it started) that sleeps forever.
+            ("exec", "script sleeps forever", None,
+             {"command": "sh -c 'sleep infinity & sleep infinity'"}),
         ]
         for plugin, what, server, options in cases:
             if server:

@@ -70,8 +70,11 @@ int check_create(const char *file, const struct config_check *cc,
 		host_check_init(&c->handle, &c->def, NULL);
 		rc = isolate_create(file, &c->def, &c->handle, plugin_dirs,
 				    n_dirs, &c->iso, err, errlen);
-		if (rc == 0)
+		if (rc == 0) {
 			c->plugin_name = strdup(isolate_plugin_name(c->iso));
+			snprintf(c->handle.target, sizeof(c->handle.target),
+				 "%s", isolate_target(c->iso));
+		}
 	}
 	if (rc == 0 && !c->plugin_name) {
 		snprintf(err, errlen, "out of memory");

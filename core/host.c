@@ -255,6 +255,19 @@ static void host_log(const struct healthd_check *check,
 			  "%s", line);
 }
 
+/* The handle is the core's: a plugin sees it const so it cannot change
+ * the options, but its target is its own to say. */
+static void host_target(const struct healthd_check *check, const char *fmt,
+			...)
+{
+	struct healthd_check *c = (struct healthd_check *)check;
+	va_list ap;
+
+	va_start(ap, fmt);
+	host_format(check, c->target, sizeof(c->target), fmt, ap);
+	va_end(ap);
+}
+
 static void host_result(struct healthd_result *result,
 			enum healthd_status status, const char *fmt, ...)
 {
@@ -339,6 +352,7 @@ const struct healthd_host host_api = {
 	.option_duration_ms = host_option_duration_ms,
 	.option_int = host_option_int,
 	.option_size = host_option_size,
+	.target = host_target,
 };
 
 void host_check_init(struct healthd_check *check, const struct config_check *cc,
@@ -348,6 +362,7 @@ void host_check_init(struct healthd_check *check, const struct config_check *cc,
 	check->options = cc->options;
 	check->n_options = cc->n_options;
 	check->spec = spec;
+	check->target[0] = '\0';
 }
 
 /* "dsn, query, headers.*" or "none" into buf. */

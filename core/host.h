@@ -15,6 +15,8 @@
 
 #include "config.h"
 
+#define HOST_TARGET_MAX 128
+
 /* The handle a plugin sees for one configured check.  Points into the
  * struct config_check it was made from, which must outlive it. */
 struct healthd_check {
@@ -22,6 +24,7 @@ struct healthd_check {
 	const struct config_option *options;
 	size_t n_options;
 	const struct healthd_option_spec *spec; /* the plugin's, may be NULL */
+	char target[HOST_TARGET_MAX]; /* host->target(): "" until said */
 };
 
 #define HOST_MESSAGE_MAX 256

@@ -118,6 +118,7 @@ struct iso_instance {
 	struct family *fam;
 	const struct config_check *def;
 	struct phost *host; /* where it exists, NULL: nowhere yet */
+	char target[HOST_TARGET_MAX]; /* what create() said it talks to */
 	struct iso_instance *next;
 };
 
@@ -1054,6 +1055,11 @@ static int create_in(struct phost *h, struct iso_instance *inst,
 	else if (!p.ok)
 		snprintf(why, len, "%s", p.text && *p.text ? p.text
 					 : "plugin refused its options");
+	/* Made again in a new host, an instance says the same: its first
+	 * word stands (the scheduler reads it unlocked). */
+	else if (!inst->target[0])
+		snprintf(inst->target, sizeof(inst->target), "%s",
+			 p.text ? p.text : "");
 	free(p.text);
 	if (!p.ok)
 		return -1;
@@ -1146,6 +1152,11 @@ fail:
 	snprintf(err, errlen, "%s:%d:%d: check \"%s\": %s", file, cc->line,
 		 cc->col, cc->name, why);
 	return rc < 0 ? rc : -EINVAL;
+}
+
+const char *isolate_target(const struct iso_instance *inst)
+{
+	return inst->target;
 }
 
 const char *isolate_plugin_name(const struct iso_instance *inst)

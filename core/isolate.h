@@ -67,6 +67,8 @@ int isolate_create(const char *file, const struct config_check *cc,
 
 /* The name the plugin declares. */
 const char *isolate_plugin_name(const struct iso_instance *inst);
+/* What the plugin's create() said the check talks to, or "". */
+const char *isolate_target(const struct iso_instance *inst);
 
 /* Whether the plugin file the instance came from is still what `dirs`
  * lead to (a rebuilt .so renamed over it is not). */

@@ -3,6 +3,7 @@
 #include "plughost.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,7 +150,8 @@ static void *create_main(void *arg)
 	frame_begin(f, FRAME_CREATED);
 	frame_u64(f, h->id);
 	frame_u32(f, rc < 0 ? 1 : 0);
-	frame_str(f, why);
+	/* Refused: why; made: what it talks to (host->target()). */
+	frame_str(f, rc < 0 ? why : h->handle.target);
 	if (rc < 0)
 		unlink_inst(h);
 	send_frame(f);
@@ -367,6 +369,12 @@ int plughost_main(void)
 
 	/* Die with the daemon, even if it died before this line. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A peer that resets a connection a plugin writes to (hiredis writes
+	 * with write()) fails that run, not the host. */
+	signal(SIGPIPE, SIG_IGN);
+	/* The socket to the daemon came through exec: no child a plugin
+	 * starts may inherit it. */
+	fcntl(ph.fd, F_SETFD, FD_CLOEXEC);
 	if (!path || !parent || getppid() != (pid_t)atol(parent) || !buf)
 		return 1;
 	char *plugin = strdup(path);

@@ -29,7 +29,8 @@ static void run_usage(void)
 			"[--timeout-ms N] [key=value ...]\n");
 }
 
-static void run_print(const struct healthd_result *r, double duration_ms)
+static void run_print(const struct healthd_check *check,
+		      const struct healthd_result *r, double duration_ms)
 {
 	json_object *o = json_object_new_object();
 	char ms[32];
@@ -45,6 +46,9 @@ static void run_print(const struct healthd_result *r, double duration_ms)
 	snprintf(ms, sizeof(ms), "%.3f", duration_ms);
 	json_object_object_add(o, "duration_ms",
 			       json_object_new_double_s(duration_ms, ms));
+	/* What create() said the check talks to (host->target()). */
+	json_object_object_add(o, "target",
+			       json_object_new_string(check->target));
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
 	double start = clock_mono_s() * 1e3;
 	plugin->desc->check(&host_api, instance, host_api.now_ms() + timeout_ms,
 			    &result);
-	run_print(&result, clock_mono_s() * 1e3 - start);
+	run_print(&check, &result, clock_mono_s() * 1e3 - start);
 	plugin->desc->destroy(instance);
 	rc = 0;
 

@@ -270,7 +270,11 @@ static void record_timeout(struct scheduler *s, struct check *c,
 {
 	char msg[HOST_MESSAGE_MAX];
 
-	snprintf(msg, sizeof(msg), "timed out after %lld ms%s",
+	/* Named as the plugin said in create(): "postgres db:5432/app: ". */
+	snprintf(msg, sizeof(msg), "%s%s%s%stimed out after %lld ms%s",
+		 c->handle.target[0] ? c->plugin_name : "",
+		 c->handle.target[0] ? " " : "", c->handle.target,
+		 c->handle.target[0] ? ": " : "",
 		 (long long)c->sched.timeout_ms, why);
 	record(s, c, HEALTHD_FAIL, msg, NULL, (double)c->sched.timeout_ms);
 }

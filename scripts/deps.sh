@@ -7,11 +7,13 @@ packages=(
 	build-essential cmake pkg-config git ca-certificates
 	libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev
 	libpq-dev libhiredis-dev libcurl4-openssl-dev libcunit1-dev
+	libc-ares-dev libssl-dev
 	python3 python3-yaml python3-jsonschema curl openssl procps
 	postgresql redis-server
 	nginx-light wrk
 	podman runc debootstrap
 	prometheus chromium
+	dnsmasq-base monitoring-plugins-basic
 )
 # The deployment tests run on Node.js 20 or newer; Debian's is enough where
 # the machine has none.

@@ -19,6 +19,7 @@
  *   1.0  first version.
  *   1.1  host: option_bool, option_duration_ms, option_int, option_size.
  *   1.2  plugin: `required`, the options a check must set.
+ *        host: target, what a check talks to, for the core's messages.
  *
  * Ownership
  *   - The core owns the struct healthd_check handle and everything the host
@@ -167,6 +168,15 @@ struct healthd_host {
 			  long long *out, char *err, size_t errlen);
 	int (*option_size)(const struct healthd_check *check, const char *key,
 			   int64_t *out, char *err, size_t errlen);
+
+	/* --- since ABI 1.2 ---------------------------------------------------
+	 * Say, from create(), what the check talks to ("db:5432/app", a URL
+	 * without its credentials): the core names it in the messages it
+	 * writes itself, "postgres db:5432/app: timed out after 2000 ms".
+	 * Cut at 127 bytes, redacted like messages; never an option value
+	 * that may be secret. */
+	void (*target)(const struct healthd_check *check, const char *fmt, ...)
+		HEALTHD_PRINTF(2, 3);
 };
 
 struct healthd_plugin {

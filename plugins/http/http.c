@@ -17,6 +17,11 @@
  * scheme://host:port/path only.  curl's error text is shown only for TLS
  * failures and only when it quotes no url, path or credential; every other
  * failure is told by curl's fixed text for its code.
+ *
+ * Over https the server's certificate is reported and its expiry judged as
+ * the tcp plugin does (tls_cert.c), from the PEM text CURLOPT_CERTINFO gives
+ * for the last connection of the run.  A certificate that fails
+ * verification fails the handshake first, with curl's reason.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +33,8 @@
 #include <curl/curl.h>
 
 #include <healthd/plugin.h>
+
+#include "tls_cert.h"
 
 #define HTTP_BODY_CAP (64 * 1024)
 #define HTTP_MAX_RANGES 32
@@ -50,6 +57,7 @@ struct http {
 	int tls_verify;
 	const char *ca_file;
 	int follow;
+	struct tls_cert_limits cert_limits;
 	char *user;     /* from the url (curl_free): never to be shown */
 	char *password; /* from the url (curl_free): never to be shown */
 	char label[512]; /* scheme://host:port/path */
@@ -72,6 +80,7 @@ static const struct healthd_option_spec http_options[] = {
 	{"ca_file", NULL, "PEM file of CA certificates to trust instead of the system's"},
 	{"follow_redirects", "false",
 	 "follow redirects (up to 10); otherwise a 3xx is the answer judged"},
+	TLS_CERT_OPTIONS,
 	{NULL, NULL, NULL},
 };
 
@@ -223,12 +232,29 @@ static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 	}
 }
 
+/* The server certificate of the run's last TLS connection, from the PEM
+ * text curl keeps with CURLOPT_CERTINFO; -1 when there was none. */
+static int http_peer_cert(CURL *e, struct tls_cert *out)
+{
+	struct curl_certinfo *ci = NULL;
+
+	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
+	    ci->num_of_certs < 1)
+		return -1;
+	for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next)
+		if (!strncmp(l->data, "Cert:", 5))
+			return tls_cert_read_pem(l->data + 5, out);
+	return -1;
+}
+
 static void http_check(const struct healthd_host *host, void *instance,
 		       int64_t deadline_ms, struct healthd_result *result)
 {
 	struct http *h = instance;
 	int64_t start = host->now_ms(), left = deadline_ms - start;
-	char errbuf[CURL_ERROR_SIZE] = "", why[300];
+	char errbuf[CURL_ERROR_SIZE] = "", why[300], cert_why[200] = "";
+	enum healthd_status cert_st = HEALTHD_PASS;
+	struct tls_cert cert;
 	const char *method = h->head ? "HEAD" : "GET";
 	curl_off_t total_us = 0;
 	long code = 0, redirects = 0;
@@ -281,6 +307,8 @@ static void http_check(const struct healthd_host *host, void *instance,
 	}
 	if (h->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+	/* Only TLS connections have certificates to keep. */
+	curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
 
 	rc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
@@ -307,6 +335,11 @@ static void http_check(const struct healthd_host *host, void *instance,
 	host->detail_num(result, "redirects", (double)redirects);
 	host->detail_num(result, "body_bytes", (double)h->body_len);
 	host->detail_bool(result, "body_truncated", h->truncated);
+	if (http_peer_cert(e, &cert) == 0) {
+		tls_cert_details(host, result, &cert);
+		cert_st = tls_cert_judge(&h->cert_limits, &cert, cert_why,
+					 sizeof(cert_why));
+	}
 	if (!http_status_ok(h, code))
 		host->result(result, HEALTHD_FAIL,
 			     "%s %s: unexpected status %ld (not in expect_status)",
@@ -319,6 +352,9 @@ static void http_check(const struct healthd_host *host, void *instance,
 			     "expect_body%s",
 			     method, h->label, code,
 			     h->truncated ? " (within its first 64 KiB)" : "");
+	else if (cert_st != HEALTHD_PASS)
+		host->result(result, cert_st, "%s %s: status %ld, but %s", method,
+			     h->label, code, cert_why);
 	else
 		host->result(result, HEALTHD_PASS, "%s %s: status %ld in %.1f ms", method,
 			     h->label, code, (double)total_us / 1000.0);
@@ -477,15 +513,12 @@ static int http_create(const struct healthd_host *host,
 	h->host = host;
 	h->check = check;
 
-	if (!url || !url[0]) {
-		snprintf(err, errlen, "url: required (http://host:port/path)");
-		goto fail;
-	}
-	rc = http_parse_url(h, url, err, errlen);
+	rc = http_parse_url(h, url, err, errlen); /* url: required, set */
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
 	if (rc < 0)
 		goto fail;
+	host->target(check, "%s", h->label);
 	rc = -EINVAL;
 	h->url = url;
 
@@ -515,7 +548,8 @@ static int http_create(const struct healthd_host *host,
 	if (host->option_bool(check, "tls_verify", &h->tls_verify, err,
 			      errlen) < 0 ||
 	    host->option_bool(check, "follow_redirects", &h->follow, err,
-			      errlen) < 0)
+			      errlen) < 0 ||
+	    tls_cert_limits(host, check, &h->cert_limits, err, errlen) < 0)
 		goto fail;
 	h->ca_file = host->option(check, "ca_file");
 	if (h->ca_file && access(h->ca_file, R_OK) != 0) {
@@ -569,4 +603,5 @@ fail:
 HEALTHD_PLUGIN_DEFINE(.name = "http",
 		      .description = "HTTP(S): status code and body of one request",
 		      .options = http_options, .create = http_create,
-		      .check = http_check, .destroy = http_destroy);
+		      .check = http_check, .destroy = http_destroy,
+		      .required = (const char *const[]){"url", NULL});

@@ -1010,6 +1010,7 @@ static int pg_create(const struct healthd_host *host,
 	snprintf(pg->label, sizeof(pg->label), "%s:%s%s%s",
 		 h ? h : "local socket", port ? port : "5432", db ? "/" : "",
 		 db ? db : "");
+	host->target(check, "%s", pg->label);
 	*instance = pg;
 	rc = 0;
 out:

@@ -657,6 +657,7 @@ static int rd_create(const struct healthd_host *host,
 		snprintf(err, errlen, "out of memory");
 	if (rc < 0)
 		goto fail;
+	host->target(check, "%s", rd->label);
 	rc = -EINVAL;
 	if (!strcmp(role, "any")) {
 		rd->role = RD_ANY;

@@ -219,6 +219,17 @@ class Server:
         finally:
             log.close()
 
+    def _wait_listening(self, what):
+        """Until 127.0.0.1:self.port accepts, while the server lives."""
+        def ready():
+            self._check_alive()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(ready, 30, what)
+
     def _descendants(self):
         """PIDs of the server's children, grandchildren...: PostgreSQL's
         backends call setsid(), so its process group is not enough."""
@@ -517,15 +528,7 @@ class HTTPServer(Server):
         if self.tls:
             args += [self.ca_file, self.key_file]
         self._spawn(args, "http.log", cwd=self.dir, env=CLEAN_ENV)
-
-        def ready():
-            self._check_alive()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(ready, 30, "the http server to listen")
+        self._wait_listening("the http server to listen")
         return self
 
 
@@ -602,3 +605,80 @@ def _http_server_main(port, cert=None, key=None):
 
 if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "--http-server":
     _http_server_main(int(sys.argv[2]), *sys.argv[3:5])
+
+
+def start_dnsmasq(records=(), local="test"):
+    """Start a dnsmasq DNS server on 127.0.0.1 (UDP and TCP, one free port)
+    that answers only `records` — no upstream, no /etc/hosts — and return
+    it (a Server: .port, .address "127.0.0.1:PORT", pause() SIGSTOPs it so
+    it never answers, stop(), close(); also a context manager).
+
+    records are dnsmasq options without their "--", e.g.
+        ["host-record=app.test,10.0.0.1,::1", "cname=alias.test,app.test",
+         "srv-host=_pg._tcp.test,db.test,5432", "txt-record=app.test,v=1"]
+    Names under `local` it does not know are NXDOMAIN; other names are
+    REFUSED.  Debian's dnsmasq-base is enough (the binary, no system
+    service); it runs in the foreground and drops root to `nobody`
+    (--no-daemon would keep root, so it is not used).
+    """
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+    def udp_free(port):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    def query():
+        """One A query for `local` over UDP; True when anything answers."""
+        qname = b"".join(bytes([len(p)]) + p.encode()
+                         for p in local.split(".") if p) + b"\0"
+        packet = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + \
+            qname + b"\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(packet, ("127.0.0.1", srv.port))
+                return s.recv(512)[:2] == b"\x12\x34"
+            except OSError:
+                return False
+
+    class Dnsmasq(Server):
+        name = "dnsmasq"
+
+        @property
+        def address(self):
+            return f"127.0.0.1:{self.port}"
+
+        def start(self):
+            if self.proc and self.proc.poll() is None:
+                return self
+            user = "nobody" if os.geteuid() == 0 else \
+                pwd.getpwuid(os.geteuid()).pw_name
+            self._spawn([dnsmasq, "--keep-in-foreground", "--log-facility=-",
+                         f"--port={self.port}", "--listen-address=127.0.0.1",
+                         "--bind-interfaces", "--no-resolv", "--no-hosts",
+                         "--no-poll", "--conf-file=/dev/null",
+                         f"--pid-file={os.path.join(self.dir, 'dnsmasq.pid')}",
+                         f"--user={user}", f"--local=/{local}/",
+                         *[f"--{r}" for r in records]],
+                        "dnsmasq.log", cwd=self.dir)
+
+            def ready():
+                self._check_alive()
+                return query()
+            wait_until(ready, 30, "dnsmasq to answer")
+            return self
+
+    srv = Dnsmasq()
+    for _ in range(20):  # a TCP port that is also free for UDP
+        if udp_free(srv.port):
+            break
+        srv.port = free_port()
+    try:
+        return srv.start()
+    except BaseException:
+        srv.close()
+        raise

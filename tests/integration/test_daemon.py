@@ -286,6 +286,25 @@ class Timeouts(unittest.TestCase):
             c = d.get(BASE + "/").json()["checks"]["slow"]
             self.assertEqual(c["message"], "timed out after 300 ms")
 
+    def test_timeout_names_the_target(self):
+        """The core's own timeout message names what the plugin said in
+        create() it talks to, in a plugin host and inline."""
+        for isolation in ("process", "inline"):
+            with Daemon(checks=[check("db", interval="1s", timeout="200ms",
+                                      isolation=isolation,
+                                      options={"mode": "hang",
+                                               "target": "db.internal:5432/app"}),
+                                check("plain", interval="1s", timeout="200ms",
+                                      isolation=isolation,
+                                      options={"mode": "hang"})],
+                        extra="workers: 2\n") as d:
+                body = d.get(BASE + "/").json()
+                self.assertEqual(body["checks"]["db"]["message"],
+                                 "testplug db.internal:5432/app: timed out "
+                                 "after 200 ms", isolation)
+                self.assertEqual(body["checks"]["plain"]["message"],
+                                 "timed out after 200 ms", isolation)
+
     def test_hung_plugin_never_slows_probes(self):
         with Daemon(checks=[check("stuck", interval="1s", timeout="200ms",
                                   options={"mode": "hang"}),

@@ -6,6 +6,7 @@ import unittest
 
 import harness
 from servers import HTTPServer, PluginTestCase, free_port
+from test_plugin_tcp import CA, ISO_UTC, TLSServer
 
 SECRET = "http-Secr3t-pw-3141"
 TOKEN = "Bearer tok-Secr3t-2718"
@@ -86,9 +87,13 @@ class HttpPlugin(PluginTestCase):
         url = self.https.url("/ok")
         self.assert_result({"url": url}, "fail", "TLS certificate not trusted",
                            "self-signed")
-        self.assert_result({"url": url, "ca_file": self.https.ca_file}, "pass",
+        # The test server's certificate lasts 2 days: under the default
+        # cert_warn_days 14 (HttpsCertificate covers that).
+        self.assert_result({"url": url, "ca_file": self.https.ca_file,
+                            "cert_warn_days": "0"}, "pass",
                            "https://127.0.0.1")
-        self.assert_result({"url": url, "tls_verify": "false"}, "pass")
+        self.assert_result({"url": url, "tls_verify": "false",
+                            "cert_warn_days": "0"}, "pass")
         # Plain HTTP spoken to a TLS server is no answer.
         self.assert_result({"url": self.https.url("/ok").replace("https", "http")},
                            "fail")
@@ -285,6 +290,92 @@ class HttpPlugin(PluginTestCase):
                          secrets=self.secrets)
         self.assert_once({"url": base + "/status/500"}, 2,
                          "unexpected status 500", secrets=self.secrets)
+
+
+class HttpsCertificate(PluginTestCase):
+    """The server certificate's details and expiry over https, as the tcp
+    plugin reports them (shared code, same options)."""
+
+    plugin = "http"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ca = CA()
+        # openssl s_server -www: 200 and a status page for GET /.
+        cls.expiring = TLSServer(cls.ca.issue("expiring", days=3), cls.ca.key,
+                                 "-www").start()
+        cls.expired = TLSServer(cls.ca.issue("expired",
+                                             start="20200101000000Z",
+                                             end="20200201000000Z"),
+                                cls.ca.key, "-www").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.expiring.close()
+        cls.expired.close()
+        cls.ca.close()
+
+    def opts(self, server, **kw):
+        o = {"url": f"https://127.0.0.1:{server.port}/",
+             "ca_file": self.ca.cert}
+        o.update(kw)
+        return {k: v for k, v in o.items() if v is not None}
+
+    def test_expiring_certificate_warns_with_details(self):
+        r = self.assert_result(self.opts(self.expiring), "warn",
+                               f"GET https://127.0.0.1:{self.expiring.port}/: "
+                               "status 200, but TLS certificate expires in "
+                               "3.0 days (", "under cert_warn_days 14")
+        d = r["details"]
+        self.assertEqual(d["status_code"], 200)
+        self.assertRegex(d["cert_not_after"], ISO_UTC)
+        self.assertIn(d["cert_not_after"], r["message"])
+        self.assertAlmostEqual(d["cert_days_left"], 3, delta=0.1)
+        self.assertEqual(d["cert_subject"], "CN=localhost")
+        self.assertEqual(d["cert_issuer"], "CN=healthd test CA")
+        # The thresholds, as in the tcp plugin.
+        r = self.assert_result(self.opts(self.expiring, cert_warn_days="2"),
+                               "pass", "status 200")
+        self.assertAlmostEqual(r["details"]["cert_days_left"], 3, delta=0.1)
+        self.assert_result(self.opts(self.expiring, cert_fail_days="4"),
+                           "fail", "status 200, but TLS certificate expires",
+                           "under cert_fail_days 4")
+        # Not verified, still reported and judged.
+        self.assert_result(self.opts(self.expiring, ca_file=None,
+                                     tls_verify="false"), "warn",
+                           "under cert_warn_days 14")
+
+    def test_status_failure_comes_first(self):
+        # A wrong status is the message; the certificate is still reported.
+        r = self.assert_result(self.opts(self.expiring, expect_status="204"),
+                               "fail", "unexpected status 200")
+        self.assertIn("cert_days_left", r["details"])
+
+    def test_expired_certificate_fails(self):
+        # Verified: the handshake fails, with curl's reason.
+        self.assert_result(self.opts(self.expired), "fail",
+                           "TLS certificate not trusted",
+                           "certificate has expired")
+        r = self.assert_result(self.opts(self.expired, tls_verify="false"),
+                               "fail", "status 200, but TLS certificate "
+                               "expired", "(2020-02-01T00:00:00Z)")
+        self.assertEqual(r["details"]["cert_not_after"], "2020-02-01T00:00:00Z")
+        self.assertLess(r["details"]["cert_days_left"], -365)
+
+    def test_plain_http_has_no_certificate(self):
+        with HTTPServer() as h:
+            r = self.assert_result({"url": h.url("/ok")}, "pass")
+            self.assertNotIn("cert_not_after", r["details"])
+
+    def test_bad_thresholds_refused(self):
+        url = f"https://127.0.0.1:{self.expiring.port}/"
+        self.assert_refused({"url": url, "cert_warn_days": "-3"},
+                            "cert_warn_days")
+        self.assert_refused({"url": url, "cert_fail_days": "2w"},
+                            "cert_fail_days")
+        self.assert_refused({"url": url, "cert_warn_days": "3",
+                             "cert_fail_days": "7"},
+                            "cert_fail_days: must not be over cert_warn_days")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class PostgresPlugin(PluginTestCase):
         self.assertIs(d["in_recovery"], False)
         self.assertEqual(d["role"], "primary")
         self.assertGreaterEqual(d["latency_ms"], 0)
+        # What the core names in its own timeout messages.
+        self.assertEqual(r["target"], f"127.0.0.1:{self.pg.port}/app")
 
     def test_pass_uri_and_sqlalchemy_forms(self):
         url = self.pg.url

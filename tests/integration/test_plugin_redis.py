@@ -82,6 +82,8 @@ class RedisPlugin(PluginTestCase):
                                "pass", "/5: PONG")
         self.assertEqual(r["details"]["server"],
                          f"127.0.0.1:{self.master.port}/5")
+        # What the core names in its own timeout messages: no credential.
+        self.assertEqual(r["target"], f"127.0.0.1:{self.master.port}/5")
 
     def test_percent_encoded_password(self):
         with Redis(password="p@ss:w/rd%") as r:

@@ -1,6 +1,7 @@
 """schema/healthd.schema.json: every config shipped with healthd is valid
 against it, and it knows the keys healthd knows (no more, no fewer)."""
 
+import glob
 import json
 import os
 import re
@@ -18,9 +19,10 @@ SCHEMA = os.path.join(SOURCE_DIR, "schema", "healthd.schema.json")
 def shipped_configs():
     """(where, parsed YAML) of every healthd.yaml the repo ships."""
     out = []
-    for rel in ("examples/healthd.yaml", "docker/healthd.yaml"):
-        with open(os.path.join(SOURCE_DIR, rel)) as f:
-            out.append((rel, yaml.safe_load(f)))
+    examples = sorted(glob.glob(os.path.join(SOURCE_DIR, "examples", "*.yaml")))
+    for path in examples + [os.path.join(SOURCE_DIR, "docker", "healthd.yaml")]:
+        with open(path) as f:
+            out.append((os.path.relpath(path, SOURCE_DIR), yaml.safe_load(f)))
     with open(os.path.join(SOURCE_DIR, "k8s", "configmap.yaml")) as f:
         for doc in yaml.safe_load_all(f):
             if doc and doc.get("kind") == "ConfigMap" and \
@@ -47,7 +49,10 @@ class Schema(unittest.TestCase):
 
     def test_shipped_configs_are_valid(self):
         configs = shipped_configs()
-        self.assertEqual(len(configs), 4, [w for w, _ in configs])
+        where = [w for w, _ in configs]
+        for must in ("examples/healthd.yaml", "examples/exec.yaml",
+                     "docker/healthd.yaml", "k8s/configmap.yaml", "README.md"):
+            self.assertIn(must, where)
         for where, doc in configs:
             self.assertEqual(self.errors(doc), [], where)
 

@@ -39,6 +39,7 @@ static const struct healthd_option_spec testplug_options[] = {
 	{"sleep_ms", "0", "sleep this long before reporting"},
 	{"message", NULL, "the result's message"},
 	{"control", NULL, "file whose first line overrides mode on every run"},
+	{"target", NULL, "what the check says it talks to (host->target())"},
 	{"secret", NULL, "accepted and ignored"},
 	{"destroy_file", NULL, "file that gets a line when the instance is destroyed"},
 	{NULL, NULL, NULL},
@@ -97,6 +98,8 @@ static int testplug_create(const struct healthd_host *host,
 	t->message = host->option(check, "message");
 	t->control = host->option(check, "control");
 	t->destroy_file = host->option(check, "destroy_file");
+	if (host->option(check, "target"))
+		host->target(check, "%s", host->option(check, "target"));
 	*instance = t;
 	return 0;
 

@@ -1,0 +1,995 @@
+/*
+ * tcp.c — the bundled TCP check: connect to host:port, optionally speak
+ * TLS (and judge the certificate's expiry), send a few bytes and look for an
+ * expected answer in the first bytes received.
+ *
+ * Every step is bounded by the run's deadline:
+ *   - names are resolved with getaddrinfo_a() and gai_suspend(), so the
+ *     system's resolver (NSS: /etc/hosts, DNS with the search list) is used
+ *     as by every other client, without blocking past the deadline.  A
+ *     lookup still running then cannot be stopped: it is left to glibc's
+ *     helper thread and freed by a later run once it ends (at most
+ *     TCP_LOOKUPS_MAX at a time);
+ *   - every address is tried, IPv6 too: a new attempt starts when the
+ *     previous one failed or after TCP_STAGGER_MS without an answer, the
+ *     earlier ones still in flight (RFC 8305's "happy eyeballs", simplified),
+ *     so one black-holed address does not eat the whole deadline;
+ *   - connect, the TLS handshake, send and receive are non-blocking, each
+ *     wait a poll() against the deadline.
+ *
+ * With TLS the handshake never fails on verification: the chain and name
+ * are verified all the same and judged afterwards, so the certificate's
+ * details are reported even when it is not trusted, and nothing is sent to
+ * a server that failed verification.
+ *
+ * The plugin host leaves SIGPIPE at its default: every write is a send()
+ * with MSG_NOSIGNAL, OpenSSL's included (tcp_bio).
+ *
+ * Messages name host:port only.  `send` may hold a secret and `expect` may
+ * repeat it: neither, nor the bytes received, is ever shown.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <healthd/plugin.h>
+
+#include "tls_cert.h"
+
+#define TCP_READ_CAP 4096    /* expect is looked for in this much */
+#define TCP_MAX_ADDRS 16     /* addresses tried per run */
+#define TCP_STAGGER_MS 250   /* next address after this long unanswered */
+#define TCP_LOOKUPS_MAX 32   /* lookups past their deadline still running */
+
+struct tcp {
+	const struct healthd_host *host;
+	const struct healthd_check *check;
+	const char *host_name;
+	char port[8];
+	char label[300]; /* host:port or [v6]:port, for messages */
+	const char *send;
+	const char *expect;
+	regex_t re;
+	int has_re;
+	char *buf; /* TCP_READ_CAP + 1, when something is expected */
+	int tls, verify;
+	const char *server_name; /* SNI and the name verified */
+	int name_is_ip;
+	SSL_CTX *ctx;
+	struct tls_cert_limits lim;
+};
+
+/* One run's connection. */
+struct tcp_run {
+	const struct tcp *t;
+	int64_t deadline;
+	int fd;
+	SSL *ssl;
+};
+
+enum tcp_step {
+	TCP_OK = 0,
+	TCP_TIMEOUT, /* the deadline passed; the stage is in the message */
+	TCP_FAILED,  /* why says what */
+};
+
+static const struct healthd_option_spec tcp_options[] = {
+	{"host", NULL,
+	 "host name or address to connect to; every address it resolves to "
+	 "is tried, IPv6 too"},
+	{"port", NULL, "TCP port, 1-65535"},
+	{"send", NULL, "bytes to send once connected (never shown)"},
+	{"expect", NULL,
+	 "text the answer must contain, within its first 4 KiB"},
+	{"expect_regex", NULL,
+	 "POSIX extended regular expression the answer must match, within its "
+	 "first 4 KiB (^ is its start)"},
+	{"tls", "false",
+	 "speak TLS once connected: handshake, verification, certificate "
+	 "expiry"},
+	{"server_name", NULL,
+	 "the name sent as SNI and verified in the certificate (default: host)"},
+	{"tls_verify", "true",
+	 "fail when the certificate chain or name does not verify; false still "
+	 "reports the certificate and judges its expiry"},
+	{"ca_file", NULL,
+	 "PEM file of CA certificates to trust instead of the system's"},
+	TLS_CERT_OPTIONS,
+	{NULL, NULL, NULL},
+};
+
+/* Latency is finer than the deadline clock's milliseconds. */
+static double tcp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int tcp_left(const struct tcp *t, int64_t deadline)
+{
+	int64_t left = deadline - t->host->now_ms();
+
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* ---- name resolution ---------------------------------------------------- */
+
+struct tcp_lookup {
+	struct gaicb cb; /* first: glibc holds a pointer to it */
+	struct addrinfo hints;
+	char name[NI_MAXHOST];
+	char port[8];
+	struct tcp_lookup *next;
+};
+
+/* Lookups that outlived their run: glibc still writes into them. */
+static struct {
+	pthread_mutex_t lock;
+	struct tcp_lookup *head;
+	size_t n;
+} tcp_lookups = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void tcp_lookup_free(struct tcp_lookup *l)
+{
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+/* Free the left lookups that have ended; how many still run. */
+static size_t tcp_lookups_reap(void)
+{
+	struct tcp_lookup **p, *l;
+	size_t n;
+
+	pthread_mutex_lock(&tcp_lookups.lock);
+	for (p = &tcp_lookups.head; (l = *p);) {
+		if (gai_error(&l->cb) != EAI_INPROGRESS) {
+			*p = l->next;
+			tcp_lookups.n--;
+			tcp_lookup_free(l);
+		} else {
+			p = &l->next;
+		}
+	}
+	n = tcp_lookups.n;
+	pthread_mutex_unlock(&tcp_lookups.lock);
+	return n;
+}
+
+static void tcp_lookup_leave(struct tcp_lookup *l)
+{
+	pthread_mutex_lock(&tcp_lookups.lock);
+	l->next = tcp_lookups.head;
+	tcp_lookups.head = l;
+	tcp_lookups.n++;
+	pthread_mutex_unlock(&tcp_lookups.lock);
+}
+
+/* When the plugin is unloaded: lookups still running stay allocated. */
+__attribute__((destructor)) static void tcp_lookups_free(void)
+{
+	tcp_lookups_reap();
+}
+
+static void tcp_gai_reason(int rc, char *why, size_t whylen)
+{
+	if (rc == EAI_NONAME || rc == EAI_NODATA)
+		snprintf(why, whylen, "host name not found");
+	else if (rc == EAI_AGAIN)
+		snprintf(why, whylen, "host name not resolved: temporary "
+				      "failure in name resolution");
+	else
+		snprintf(why, whylen, "host name not resolved: %s",
+			 gai_strerror(rc));
+}
+
+static enum tcp_step tcp_resolve(const struct tcp *t, int64_t deadline,
+				 struct addrinfo **res, char *why,
+				 size_t whylen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct gaicb *list[1];
+	struct tcp_lookup *l;
+	int rc;
+
+	/* An address needs no lookup and no thread. */
+	if (getaddrinfo(t->host_name, t->port, &hints, res) == 0)
+		return TCP_OK;
+	if (tcp_lookups_reap() >= TCP_LOOKUPS_MAX) {
+		snprintf(why, whylen, "host name not resolved: %d earlier "
+				      "lookups are still running",
+			 TCP_LOOKUPS_MAX);
+		return TCP_FAILED;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(why, whylen, "out of memory");
+		return TCP_FAILED;
+	}
+	snprintf(l->name, sizeof(l->name), "%s", t->host_name);
+	snprintf(l->port, sizeof(l->port), "%s", t->port);
+	l->hints = hints;
+	l->hints.ai_flags = AI_NUMERICSERV;
+	l->cb.ar_name = l->name;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	list[0] = &l->cb;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc != 0) {
+		tcp_gai_reason(rc, why, whylen);
+		free(l);
+		return TCP_FAILED;
+	}
+	while ((rc = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		int left = tcp_left(t, deadline);
+		struct timespec ts = {.tv_sec = left / 1000,
+				      .tv_nsec = (long)(left % 1000) * 1000000};
+
+		if (left == 0) {
+			rc = gai_cancel(&l->cb);
+			if (rc == EAI_NOTCANCELED)
+				tcp_lookup_leave(l);
+			else
+				tcp_lookup_free(l); /* never started, or done */
+			return TCP_TIMEOUT;
+		}
+		gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	if (rc != 0) {
+		tcp_gai_reason(rc, why, whylen);
+		tcp_lookup_free(l);
+		return TCP_FAILED;
+	}
+	*res = l->cb.ar_result;
+	l->cb.ar_result = NULL;
+	tcp_lookup_free(l);
+	return TCP_OK;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void tcp_connect_reason(int err, char *why, size_t whylen)
+{
+	if (err == ECONNREFUSED)
+		snprintf(why, whylen, "connection refused");
+	else if (err)
+		snprintf(why, whylen, "could not connect: %s", strerror(err));
+	else
+		snprintf(why, whylen, "could not connect");
+}
+
+/*
+ * Try the addresses in the resolver's order, a new attempt whenever none is
+ * in flight or the latest has gone TCP_STAGGER_MS unanswered; the first to
+ * connect wins.  Sets r->fd and `addr`, and *tried.
+ */
+static enum tcp_step tcp_connect(struct tcp_run *r, const struct addrinfo *res,
+				 char *addr, size_t addrlen, int *tried,
+				 char *why, size_t whylen)
+{
+	const struct tcp *t = r->t;
+	struct pollfd pfd[TCP_MAX_ADDRS];
+	const struct addrinfo *on[TCP_MAX_ADDRS];
+	const struct addrinfo *next = res, *won = NULL;
+	int64_t started = 0;
+	int n = 0, err = 0, timed_out = 0;
+
+	*tried = 0;
+	for (;;) {
+		int64_t now = t->host->now_ms();
+		int wait;
+
+		if (now >= r->deadline) {
+			timed_out = 1;
+			break;
+		}
+		while (next && *tried < TCP_MAX_ADDRS &&
+		       (n == 0 || now - started >= TCP_STAGGER_MS)) {
+			const struct addrinfo *ai = next;
+			int fd = socket(ai->ai_family,
+					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+			next = ai->ai_next;
+			++*tried;
+			if (fd < 0) {
+				err = errno;
+				continue;
+			}
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+				r->fd = fd;
+				won = ai;
+				goto done;
+			}
+			if (errno != EINPROGRESS) {
+				/* e.g. ENETUNREACH: no IPv6 route */
+				err = errno;
+				close(fd);
+				continue;
+			}
+			pfd[n] = (struct pollfd){.fd = fd, .events = POLLOUT};
+			on[n++] = ai;
+			started = now;
+		}
+		if (n == 0)
+			break; /* every address failed */
+		wait = tcp_left(t, r->deadline);
+		if (next && *tried < TCP_MAX_ADDRS &&
+		    started + TCP_STAGGER_MS - now < wait)
+			wait = (int)(started + TCP_STAGGER_MS - now);
+		if (poll(pfd, (nfds_t)n, wait < 0 ? 0 : wait) < 0 &&
+		    errno != EINTR) {
+			err = errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int e = 0;
+			socklen_t len = sizeof(e);
+
+			if (!pfd[i].revents)
+				continue;
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e,
+				       &len) < 0)
+				e = errno;
+			if (!e && (pfd[i].revents & POLLOUT)) {
+				r->fd = pfd[i].fd;
+				won = on[i];
+				pfd[i] = pfd[--n];
+				goto done;
+			}
+			err = e ? e : ECONNRESET;
+			close(pfd[i].fd);
+			pfd[i] = pfd[--n];
+			on[i] = on[n];
+			i--;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(pfd[i].fd);
+	if (timed_out)
+		return TCP_TIMEOUT;
+	tcp_connect_reason(err, why, whylen);
+	return TCP_FAILED;
+done:
+	for (int i = 0; i < n; i++)
+		close(pfd[i].fd);
+	if (getnameinfo(won->ai_addr, won->ai_addrlen, addr, (socklen_t)addrlen,
+			NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(addr, addrlen, "?");
+	return TCP_OK;
+}
+
+/* Wait until the socket is ready for `events` or the deadline: 1 ready, 0
+ * timed out, -1 error. */
+static int tcp_wait(const struct tcp_run *r, short events)
+{
+	for (;;) {
+		int left = tcp_left(r->t, r->deadline);
+		struct pollfd p = {.fd = r->fd, .events = events};
+		int n;
+
+		if (left == 0)
+			return 0;
+		n = poll(&p, 1, left);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+static int tcp_again(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+/*
+ * A socket BIO whose writes cannot raise SIGPIPE (OpenSSL's own uses
+ * write()).  The descriptor stays the run's to close.
+ */
+static BIO_METHOD *tcp_bio_method;
+static pthread_once_t tcp_bio_once = PTHREAD_ONCE_INIT;
+
+static int tcp_bio_write(BIO *b, const char *data, int len)
+{
+	ssize_t n = send(*(int *)BIO_get_data(b), data, (size_t)len,
+			 MSG_NOSIGNAL);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && tcp_again(errno))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int tcp_bio_read(BIO *b, char *data, int len)
+{
+	ssize_t n = recv(*(int *)BIO_get_data(b), data, (size_t)len, 0);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && tcp_again(errno))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static long tcp_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	const int *fdp = BIO_get_data(b);
+	int fd = fdp ? *fdp : -1;
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_C_GET_FD:
+		if (ptr)
+			*(int *)ptr = fd;
+		return fd;
+	default:
+		return 0;
+	}
+}
+
+static int tcp_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void tcp_bio_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "healthd tcp socket");
+
+	if (m && BIO_meth_set_write(m, tcp_bio_write) &&
+	    BIO_meth_set_read(m, tcp_bio_read) &&
+	    BIO_meth_set_ctrl(m, tcp_bio_ctrl) &&
+	    BIO_meth_set_create(m, tcp_bio_create)) {
+		tcp_bio_method = m;
+		return;
+	}
+	BIO_meth_free(m);
+}
+
+__attribute__((destructor)) static void tcp_bio_free(void)
+{
+	BIO_meth_free(tcp_bio_method);
+}
+
+/* OpenSSL's reason for the last failure, in its fixed words (no option
+ * value can be in them), or the system's. */
+static void tcp_ssl_reason(const char *what, int sslerr, char *why,
+			   size_t whylen)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *reason = e ? ERR_reason_error_string(e) : NULL;
+
+	if (reason)
+		snprintf(why, whylen, "%s: %s", what, reason);
+	else if (sslerr == SSL_ERROR_SYSCALL && errno)
+		snprintf(why, whylen, "%s: %s", what, strerror(errno));
+	else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN)
+		snprintf(why, whylen, "%s: server closed the connection", what);
+	else
+		snprintf(why, whylen, "%s", what);
+	ERR_clear_error();
+}
+
+/* Wait for what OpenSSL asked for: TCP_OK to call it again. */
+static enum tcp_step tcp_ssl_wait(const struct tcp_run *r, int sslerr,
+				  const char *what, char *why, size_t whylen)
+{
+	int w;
+
+	if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+		tcp_ssl_reason(what, sslerr, why, whylen);
+		return TCP_FAILED;
+	}
+	w = tcp_wait(r, sslerr == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+	if (w == 0)
+		return TCP_TIMEOUT;
+	if (w < 0) {
+		snprintf(why, whylen, "%s: %s", what, strerror(errno));
+		return TCP_FAILED;
+	}
+	return TCP_OK;
+}
+
+static enum tcp_step tcp_handshake(struct tcp_run *r, char *why,
+				   size_t whylen)
+{
+	const struct tcp *t = r->t;
+	X509_VERIFY_PARAM *param;
+	BIO *bio;
+
+	if (!tcp_bio_method || !(r->ssl = SSL_new(t->ctx)) ||
+	    !(bio = BIO_new(tcp_bio_method))) {
+		snprintf(why, whylen, "cannot set up TLS (out of memory?)");
+		ERR_clear_error();
+		return TCP_FAILED;
+	}
+	BIO_set_data(bio, &r->fd);
+	SSL_set_bio(r->ssl, bio, bio);
+	SSL_set_connect_state(r->ssl);
+	/* RFC 6066: no address in SNI. */
+	if (!t->name_is_ip)
+		SSL_set_tlsext_host_name(r->ssl, t->server_name);
+	param = SSL_get0_param(r->ssl);
+	if (t->name_is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(param, t->server_name);
+	} else {
+		X509_VERIFY_PARAM_set_hostflags(
+			param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set1_host(param, t->server_name, 0);
+	}
+	for (;;) {
+		int rc, e;
+		enum tcp_step st;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(r->ssl);
+		if (rc == 1)
+			return TCP_OK;
+		e = SSL_get_error(r->ssl, rc);
+		st = tcp_ssl_wait(r, e, "TLS handshake failed", why, whylen);
+		if (st != TCP_OK)
+			return st;
+	}
+}
+
+/* ---- send and expect ----------------------------------------------------- */
+
+static enum tcp_step tcp_send(const struct tcp_run *r, char *why,
+			      size_t whylen)
+{
+	const char *p = r->t->send;
+	size_t left = strlen(p);
+
+	while (left) {
+		if (r->ssl) {
+			int n, e;
+			enum tcp_step st;
+
+			ERR_clear_error();
+			n = SSL_write(r->ssl, p,
+				      left > INT_MAX ? INT_MAX : (int)left);
+			if (n > 0) {
+				p += n;
+				left -= (size_t)n;
+				continue;
+			}
+			e = SSL_get_error(r->ssl, n);
+			st = tcp_ssl_wait(r, e, "sending failed", why, whylen);
+			if (st != TCP_OK)
+				return st;
+		} else {
+			ssize_t n = send(r->fd, p, left, MSG_NOSIGNAL);
+			int w;
+
+			if (n >= 0) {
+				p += n;
+				left -= (size_t)n;
+				continue;
+			}
+			if (!tcp_again(errno)) {
+				snprintf(why, whylen, "sending failed: %s",
+					 strerror(errno));
+				return TCP_FAILED;
+			}
+			w = tcp_wait(r, POLLOUT);
+			if (w == 0)
+				return TCP_TIMEOUT;
+			if (w < 0) {
+				snprintf(why, whylen, "sending failed: %s",
+					 strerror(errno));
+				return TCP_FAILED;
+			}
+		}
+	}
+	return TCP_OK;
+}
+
+static int tcp_matches(const struct tcp *t, size_t len)
+{
+	regmatch_t m = {.rm_so = 0, .rm_eo = (regoff_t)len};
+
+	if (t->has_re)
+		return regexec(&t->re, t->buf, 1, &m, REG_STARTEND) == 0;
+	return memmem(t->buf, len, t->expect, strlen(t->expect)) != NULL;
+}
+
+/* Read until expect matches, the end of the stream, TCP_READ_CAP bytes or
+ * the deadline.  *len says how much was read. */
+static enum tcp_step tcp_expect(const struct tcp_run *r, size_t *len,
+				char *why, size_t whylen)
+{
+	const struct tcp *t = r->t;
+	int eof = 0;
+
+	*len = 0;
+	while (*len < TCP_READ_CAP && !eof) {
+		size_t room = TCP_READ_CAP - *len;
+
+		if (r->ssl) {
+			int n, e;
+			enum tcp_step st;
+
+			ERR_clear_error();
+			n = SSL_read(r->ssl, t->buf + *len, (int)room);
+			if (n > 0) {
+				*len += (size_t)n;
+			} else if ((e = SSL_get_error(r->ssl, n)) ==
+				   SSL_ERROR_ZERO_RETURN) {
+				eof = 1;
+			} else {
+				st = tcp_ssl_wait(r, e, "receiving failed", why,
+						  whylen);
+				if (st != TCP_OK)
+					return st;
+				continue;
+			}
+		} else {
+			ssize_t n = recv(r->fd, t->buf + *len, room, 0);
+			int w;
+
+			if (n > 0) {
+				*len += (size_t)n;
+			} else if (n == 0) {
+				eof = 1;
+			} else if (!tcp_again(errno)) {
+				snprintf(why, whylen, "receiving failed: %s",
+					 strerror(errno));
+				return TCP_FAILED;
+			} else if ((w = tcp_wait(r, POLLIN)) == 0) {
+				return TCP_TIMEOUT;
+			} else if (w < 0) {
+				snprintf(why, whylen, "receiving failed: %s",
+					 strerror(errno));
+				return TCP_FAILED;
+			} else {
+				continue;
+			}
+		}
+		t->buf[*len] = '\0';
+		if (tcp_matches(t, *len))
+			return TCP_OK;
+	}
+	if (eof)
+		snprintf(why, whylen, "server closed the connection after %zu "
+				      "bytes without a match for %s",
+			 *len, t->has_re ? "expect_regex" : "expect");
+	else
+		snprintf(why, whylen, "the first %d bytes received do not match "
+				      "%s",
+			 TCP_READ_CAP, t->has_re ? "expect_regex" : "expect");
+	return TCP_FAILED;
+}
+
+/* ---- the check ----------------------------------------------------------- */
+
+static void tcp_close(struct tcp_run *r)
+{
+	if (r->ssl) {
+		/* close_notify if it fits in the socket buffer; no waiting. */
+		ERR_clear_error();
+		SSL_shutdown(r->ssl);
+		ERR_clear_error();
+		SSL_free(r->ssl);
+		r->ssl = NULL;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* Read, report and judge the peer's certificate; FAIL when tls_verify
+ * refuses it or it has expired. */
+static enum healthd_status tcp_cert(const struct tcp_run *r,
+				    struct healthd_result *result, char *why,
+				    size_t whylen)
+{
+	const struct tcp *t = r->t;
+	X509 *x = SSL_get1_peer_certificate(r->ssl);
+	long v = SSL_get_verify_result(r->ssl);
+	struct tls_cert c;
+
+	if (!x || tls_cert_read(x, &c) < 0) {
+		X509_free(x);
+		snprintf(why, whylen, "%s", x ? "cannot read the server's TLS "
+						"certificate"
+					      : "the server sent no TLS "
+						"certificate");
+		return HEALTHD_FAIL;
+	}
+	X509_free(x);
+	tls_cert_details(t->host, result, &c);
+	if (v != X509_V_OK) {
+		const char *text = X509_verify_cert_error_string(v);
+
+		t->host->detail_str(result, "cert_verify_error", text);
+		if (t->verify) {
+			snprintf(why, whylen, "TLS certificate not trusted: %s",
+				 text);
+			return HEALTHD_FAIL;
+		}
+	}
+	return tls_cert_judge(&t->lim, &c, why, whylen);
+}
+
+static const char *tcp_stage_name[] = {
+	"resolving the host name", "connecting", "in the TLS handshake",
+	"sending", "waiting for the answer",
+};
+
+enum tcp_stage { TS_RESOLVE, TS_CONNECT, TS_TLS, TS_SEND, TS_EXPECT };
+
+static void tcp_check(const struct healthd_host *host, void *instance,
+		      int64_t deadline_ms, struct healthd_result *result)
+{
+	struct tcp *t = instance;
+	struct tcp_run r = {.t = t, .deadline = deadline_ms, .fd = -1};
+	int64_t start = host->now_ms();
+	struct addrinfo *res = NULL;
+	char why[300] = "", cert_why[200] = "", addr[NI_MAXHOST];
+	enum healthd_status cert_st = HEALTHD_PASS;
+	enum tcp_stage stage = TS_RESOLVE;
+	enum tcp_step st;
+	double t0 = tcp_now(), t1, connect_ms, tls_ms = 0;
+	size_t got = 0;
+	int tried = 0;
+
+	host->detail_str(result, "server", t->label);
+	st = tcp_resolve(t, deadline_ms, &res, why, sizeof(why));
+	if (st != TCP_OK)
+		goto out;
+	t1 = tcp_now();
+	host->detail_num(result, "resolve_ms", t1 - t0);
+	stage = TS_CONNECT;
+	st = tcp_connect(&r, res, addr, sizeof(addr), &tried, why, sizeof(why));
+	freeaddrinfo(res);
+	host->detail_num(result, "addresses_tried", tried);
+	if (st != TCP_OK)
+		goto out;
+	connect_ms = tcp_now() - t1;
+	host->detail_str(result, "address", addr);
+	host->detail_num(result, "connect_ms", connect_ms);
+
+	if (t->tls) {
+		t1 = tcp_now();
+		stage = TS_TLS;
+		st = tcp_handshake(&r, why, sizeof(why));
+		if (st != TCP_OK)
+			goto out;
+		tls_ms = tcp_now() - t1;
+		host->detail_str(result, "tls_version", SSL_get_version(r.ssl));
+		host->detail_num(result, "tls_handshake_ms", tls_ms);
+		cert_st = tcp_cert(&r, result, cert_why, sizeof(cert_why));
+		if (cert_st == HEALTHD_FAIL) {
+			/* Nothing is sent to a server that failed. */
+			host->result(result, HEALTHD_FAIL, "%s: %s", t->label,
+				     cert_why);
+			goto done;
+		}
+	}
+	if (t->send) {
+		stage = TS_SEND;
+		st = tcp_send(&r, why, sizeof(why));
+		if (st != TCP_OK)
+			goto out;
+	}
+	if (t->buf) {
+		stage = TS_EXPECT;
+		st = tcp_expect(&r, &got, why, sizeof(why));
+		host->detail_num(result, "bytes_received", (double)got);
+		if (st != TCP_OK)
+			goto out;
+	}
+	host->detail_num(result, "latency_ms", tcp_now() - t0);
+	if (cert_st != HEALTHD_PASS)
+		host->result(result, cert_st, "%s: %s", t->label, cert_why);
+	else if (t->tls)
+		host->result(result, HEALTHD_PASS,
+			     "%s: connected in %.1f ms, %s in %.1f ms%s, %s",
+			     t->label, connect_ms, SSL_get_version(r.ssl),
+			     tls_ms, t->buf ? ", answer matched" : "",
+			     cert_why);
+	else
+		host->result(result, HEALTHD_PASS, "%s: connected in %.1f ms%s",
+			     t->label, connect_ms,
+			     t->buf ? ", answer matched" : "");
+	goto done;
+out:
+	if (st == TCP_TIMEOUT)
+		host->result(result, HEALTHD_FAIL,
+			     "%s: timed out after %lld ms %s", t->label,
+			     (long long)(host->now_ms() - start),
+			     tcp_stage_name[stage]);
+	else
+		host->result(result, HEALTHD_FAIL, "%s: %s", t->label, why);
+done:
+	tcp_close(&r);
+}
+
+static void tcp_destroy(void *instance)
+{
+	struct tcp *t = instance;
+
+	if (!t)
+		return;
+	if (t->has_re)
+		regfree(&t->re);
+	SSL_CTX_free(t->ctx);
+	free(t->buf);
+	free(t);
+}
+
+static int tcp_is_ip(const char *s)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+static int tcp_create_tls(struct tcp *t, char *err, size_t errlen)
+{
+	const char *ca_file = t->host->option(t->check, "ca_file");
+
+	pthread_once(&tcp_bio_once, tcp_bio_init);
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	if (!t->ctx || !tcp_bio_method) {
+		snprintf(err, errlen, "cannot set up TLS (out of memory?)");
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	/* Verified all the same, and judged after the handshake. */
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+	/* A server that closes without close_notify has still answered. */
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (ca_file && ca_file[0]) {
+		if (access(ca_file, R_OK) != 0) {
+			snprintf(err, errlen, "ca_file: cannot read it (%s)",
+				 strerror(errno));
+			return -EINVAL;
+		}
+		if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen, "ca_file: not a PEM file of CA "
+					      "certificates");
+			return -EINVAL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "cannot load the system's CA "
+				      "certificates");
+		return -EIO;
+	}
+	return 0;
+}
+
+static int tcp_create(const struct healthd_host *host,
+		      const struct healthd_check *check, void **instance,
+		      char *err, size_t errlen)
+{
+	const char *re = host->option(check, "expect_regex");
+	const char *ca_file = host->option(check, "ca_file");
+	struct tcp *t = calloc(1, sizeof(*t));
+	long long port = 0;
+	int rc = -EINVAL;
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->host = host;
+	t->check = check;
+	/* host and port are `required`: the core refused the check without
+	 * them (a core older than ABI 1.2 refuses this plugin). */
+	t->host_name = host->option(check, "host");
+	if (strlen(t->host_name) >= NI_MAXHOST) {
+		snprintf(err, errlen, "host: longer than %d characters",
+			 NI_MAXHOST - 1);
+		goto fail;
+	}
+	if (strchr(t->host_name, ':') && !tcp_is_ip(t->host_name)) {
+		snprintf(err, errlen, "host: a name or address without the "
+				      "port (set port) and an IPv6 address "
+				      "without brackets");
+		goto fail;
+	}
+	rc = host->option_int(check, "port", &port, err, errlen);
+	if (rc != 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = -EINVAL;
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "port: expected 1-65535");
+		goto fail;
+	}
+	snprintf(t->port, sizeof(t->port), "%lld", port);
+	snprintf(t->label, sizeof(t->label),
+		 strchr(t->host_name, ':') ? "[%s]:%s" : "%s:%s", t->host_name,
+		 t->port);
+	host->target(check, "%s", t->label);
+
+	t->send = host->option(check, "send");
+	if (t->send && !t->send[0])
+		t->send = NULL;
+	t->expect = host->option(check, "expect");
+	if (t->expect && !t->expect[0])
+		t->expect = NULL;
+	if (re && !re[0])
+		re = NULL;
+	if (t->expect && re) {
+		snprintf(err, errlen, "expect_regex: set expect or "
+				      "expect_regex, not both");
+		goto fail;
+	}
+	if (re) {
+		/* regerror() would quote nothing of it, but be sure. */
+		if (regcomp(&t->re, re, REG_EXTENDED | REG_NOSUB) != 0) {
+			snprintf(err, errlen, "expect_regex: not a valid POSIX "
+					      "extended regular expression");
+			goto fail;
+		}
+		t->has_re = 1;
+	}
+	if ((t->expect || t->has_re) && !(t->buf = malloc(TCP_READ_CAP + 1))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+
+	if (host->option_bool(check, "tls", &t->tls, err, errlen) < 0 ||
+	    host->option_bool(check, "tls_verify", &t->verify, err,
+			      errlen) < 0 ||
+	    tls_cert_limits(host, check, &t->lim, err, errlen) < 0)
+		goto fail;
+	t->server_name = host->option(check, "server_name");
+	if (t->server_name && !t->server_name[0])
+		t->server_name = NULL;
+	if (!t->tls && (t->server_name || ca_file)) {
+		snprintf(err, errlen, "%s: needs tls: true",
+			 t->server_name ? "server_name" : "ca_file");
+		goto fail;
+	}
+	if (t->tls) {
+		if (!t->server_name)
+			t->server_name = t->host_name;
+		t->name_is_ip = tcp_is_ip(t->server_name);
+		rc = tcp_create_tls(t, err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
+	*instance = t;
+	return 0;
+fail:
+	tcp_destroy(t);
+	return rc;
+}
+
+HEALTHD_PLUGIN_DEFINE(.name = "tcp",
+		      .description = "TCP: connect, optional TLS with certificate "
+				     "expiry, send and expect",
+		      .options = tcp_options, .create = tcp_create,
+		      .check = tcp_check, .destroy = tcp_destroy,
+		      .required = (const char *const[]){"host", "port", NULL});
