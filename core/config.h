@@ -31,7 +31,7 @@ struct config_option {
 	char *value; /* secret: never print */
 	/* The secrets ${...} put in the value (a file's content; the
 	 * credentials of a URL or conninfo from the environment, or the whole
-	 * value; see README "Secrets"), CONFIG_SECRET_MIN bytes or longer, no
+	 * value; see docs/configuration.md, Secrets), CONFIG_SECRET_MIN bytes or longer, no
 	 * duplicates: the core redacts every one from whatever a plugin
 	 * reports.  Wiped when freed. */
 	char **secrets;

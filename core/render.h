@@ -55,7 +55,7 @@ struct health_view {
 };
 
 enum render_format {
-	RENDER_NATIVE,      /* the comprehensive body (README "Endpoints") */
+	RENDER_NATIVE,      /* the comprehensive body (docs/endpoints.md) */
 	RENDER_HEALTH_JSON, /* IETF draft "Health Check Response Format" */
 };
 

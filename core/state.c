@@ -1,4 +1,4 @@
-/* state.c — thresholds and the verdict table (README "Semantics"). */
+/* state.c — thresholds and the verdict table (docs/semantics.md). */
 #include "state.h"
 
 enum check_status state_of_result(enum healthd_status raw)

@@ -13,7 +13,7 @@ packages=(
 	nginx-light wrk
 	podman runc debootstrap
 	prometheus chromium
-	dnsmasq-base monitoring-plugins-basic
+	dnsmasq-base monitoring-plugins-basic scdoc
 )
 # The deployment tests run on Node.js 20 or newer; Debian's is enough where
 # the machine has none.

@@ -1,4 +1,4 @@
-"""k8s/ says what a production deployment of healthd requires (README, Kubernetes).
+"""k8s/ says what a production deployment of healthd requires (docs/kubernetes.md).
 
 Reads the rendered base (`kubectl kustomize k8s`, via tests/deploy/render.mjs)
 and asserts: probe settings, preStop and grace period, securityContext,

@@ -56,7 +56,7 @@ PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds
                   "successThreshold": 1, "failureThreshold": 3}
 USER_AGENT = "kube-probe/1.30"
 CONFIG_MOUNT, SECRET_MOUNT = "/etc/healthd", "/etc/healthd-secrets"  # what materialize() remaps
-# healthd's scheduler (README "Lifecycle"; core/scheduler.c: the next
+# healthd's scheduler (docs/semantics.md, Lifecycle; core/scheduler.c: the next
 # run is interval +-5 % after the previous run's start): the slowest cadence.
 JITTER = 1.05
 # Our own latency on top of every bound: thread wake-ups, an HTTP round trip

@@ -1,5 +1,5 @@
 """Per-check history: /checks/NAME/history, the summaries in the bodies,
-and what a reload keeps (README "Monitoring")."""
+and what a reload keeps (docs/monitoring.md)."""
 import datetime
 import os
 import signal

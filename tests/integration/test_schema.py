@@ -29,10 +29,12 @@ def shipped_configs():
                     "healthd.yaml" in doc.get("data", {}):
                 out.append(("k8s/configmap.yaml",
                             yaml.safe_load(doc["data"]["healthd.yaml"])))
-    # README's reference config: the first yaml block.
-    with open(os.path.join(SOURCE_DIR, "README.md")) as f:
-        block = re.search(r"```yaml\n(listen:.*?)```", f.read(), re.S)
-    out.append(("README.md", yaml.safe_load(block.group(1))))
+    # The reference config: the first yaml block of the configuration
+    # docs, and README's tour.
+    for rel in ("docs/configuration.md", "README.md"):
+        with open(os.path.join(SOURCE_DIR, rel)) as f:
+            block = re.search(r"```yaml\n(.*?listen:.*?)```", f.read(), re.S)
+        out.append((rel, yaml.safe_load(block.group(1))))
     return out
 
 
@@ -51,7 +53,8 @@ class Schema(unittest.TestCase):
         configs = shipped_configs()
         where = [w for w, _ in configs]
         for must in ("examples/healthd.yaml", "examples/exec.yaml",
-                     "docker/healthd.yaml", "k8s/configmap.yaml", "README.md"):
+                     "docker/healthd.yaml", "k8s/configmap.yaml",
+                     "docs/configuration.md", "README.md"):
             self.assertIn(must, where)
         for where, doc in configs:
             self.assertEqual(self.errors(doc), [], where)

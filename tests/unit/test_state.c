@@ -1,4 +1,4 @@
-/* test_state.c — the threshold rules and the verdict table (README "Semantics"). */
+/* test_state.c — the threshold rules and the verdict table (docs/semantics.md). */
 #include "state.h"
 #include "unit.h"
 
