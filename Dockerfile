@@ -17,6 +17,7 @@ RUN apt-get update \
       gcc libc6-dev make cmake pkg-config \
       libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev \
       libpq-dev libhiredis-dev libcurl4-openssl-dev libc-ares-dev libssl-dev \
+      libmariadb-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,12 +30,31 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DHEALTHD_TESTS=OFF \
  && test -x /out/usr/bin/healthd \
  && ls /out/usr/lib/healthd/plugins/*.so
 
+# --- sdk: what building a plugin for the runtime image takes ---------------
+#   podman build --target sdk -t healthd-sdk:0.1.0 .
+#   podman run --rm -v "$PWD:/src" healthd-sdk:0.1.0 sh -c \
+#     'cc -shared -fPIC $(pkg-config --cflags healthd) my.c -o my.so && healthd-plugin-run ./my.so'
+# The runtime's Debian release and the header healthd was built with, so a
+# plugin built here loads there; healthd-plugin-run runs its check once.
+FROM ${DEBIAN_IMAGE} AS sdk
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      gcc libc6-dev make pkg-config \
+      libmicrohttpd12 libltdl7 libyaml-0-2 libjson-c5 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/usr/bin/healthd /out/usr/bin/healthd-plugin-run /usr/bin/
+COPY --from=build /out/usr/include/healthd/ /usr/include/healthd/
+COPY --from=build /out/usr/lib/pkgconfig/healthd.pc /usr/lib/pkgconfig/healthd.pc
+RUN pkg-config --cflags healthd \
+ && ! ldd /usr/bin/healthd /usr/bin/healthd-plugin-run | grep 'not found'
+WORKDIR /src
+
 # --- runtime: shared libraries only ----------------------------------------
 FROM ${DEBIAN_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libmicrohttpd12 libltdl7 libyaml-0-2 libjson-c5 \
-      libpq5 libhiredis0.14 libcurl4 libc-ares2 libssl3 ca-certificates \
+      libpq5 libhiredis0.14 libcurl4 libc-ares2 libssl3 libmariadb3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/*
 COPY --from=build /out/usr/bin/healthd /usr/bin/healthd
 COPY --from=build /out/usr/lib/healthd/plugins/ /usr/lib/healthd/plugins/

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How far past its deadline each bundled plugin returns against a hung server.
 
-Starts PostgreSQL, Redis and an HTTP server (tests/integration/servers.py),
+Starts PostgreSQL, Redis, MariaDB and an HTTP server (tests/integration/servers.py),
 SIGSTOPs each one; adds a DNS server that never answers (a UDP socket), a
 TCP peer that accepts and never answers, a listener whose accept queue is
 full, and a script that sleeps forever; and runs each plugin's check N
@@ -35,6 +35,31 @@ def measure(plugin, options, runs, timeout_ms):
     return over
 
 
+def measure_resolver_hangs(runs, timeout_ms, plugin="postgres",
+                           options=None):
+    """postgres (or `plugin` with `options`) with a host name and a
+    nameserver that never answers (a private /etc/resolv.conf: needs root
+    and unshare); None otherwise."""
+    import tempfile
+    if not servers.namespaces_usable():
+        return None
+    with servers.dns_relay() as relay, \
+            tempfile.NamedTemporaryFile("w", prefix="bench-resolv-") as conf:
+        conf.write(relay.resolv_conf)
+        conf.flush()
+        over = []
+        for _ in range(runs):
+            result, stderr, _ = servers.run_plugin_with_files(
+                plugin, {"/etc/resolv.conf": conf.name},
+                options or
+                {"dsn": "host=db.example.test user=u password=bench-pw",
+                 "mode": "connect"}, timeout_ms)
+            if result is None or "timed out" not in result["message"]:
+                raise SystemExit(f"{plugin}: not a timeout: {result} {stderr}")
+            over.append(result["duration_ms"] - timeout_ms)
+        return over
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=20)
@@ -43,7 +68,7 @@ def main():
 
     rows = []
     with servers.Postgres() as pg, servers.Redis(password="bench-pw") as rd, \
-            servers.HTTPServer() as web, \
+            servers.HTTPServer() as web, servers.MariaDB() as my, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # a DNS server that never answers
         # tcp: a peer the kernel accepts for but that never answers, and a
@@ -56,7 +81,13 @@ def main():
             ("postgres", "hung server (SIGSTOP)", pg, {"dsn": pg.dsn}),
             ("postgres", "slow query (pg_sleep)", None,
              {"dsn": pg.dsn, "query": "SELECT pg_sleep(10)"}),
+            ("postgres", "TLS handshake stalls", None,
+             {"dsn": "host=127.0.0.1 port=%d user=u password=bench-pw "
+              "sslmode=require" % mute.getsockname()[1], "mode": "connect"}),
             ("redis", "hung server (SIGSTOP)", rd, {"url": rd.url}),
+            ("redis", "TLS handshake stalls", None,
+             {"url": "rediss://:bench-pw@127.0.0.1:%d"
+              % mute.getsockname()[1]}),
             ("http", "hung server (SIGSTOP)", web, {"url": web.url("/ok")}),
             ("http", "hung handler (/hang)", None, {"url": web.url("/hang")}),
             ("dns", "server never answers", None,
@@ -71,6 +102,19 @@ def main():
             # exec: a script (and a child it started) that sleeps forever.
             ("exec", "script sleeps forever", None,
              {"command": "sh -c 'sleep infinity & sleep infinity'"}),
+            # grpc: the peer that never answers, over h2c and TLS.
+            ("grpc", "server never answers", None,
+             {"address": "127.0.0.1:%d" % mute.getsockname()[1]}),
+            ("grpc", "TLS handshake stalls", None,
+             {"address": "127.0.0.1:%d" % mute.getsockname()[1],
+              "tls": "true"}),
+            # mysql: TLS off, so the numbers are the deadline's and not
+            # libmariadb's loading of the system CA bundle (see README).
+            ("mysql", "hung server (SIGSTOP)", my,
+             {"dsn": my.url, "ssl_mode": "disabled"}),
+            ("mysql", "slow query (SLEEP)", None,
+             {"dsn": my.url, "ssl_mode": "disabled",
+              "query": "SELECT SLEEP(10)"}),
         ]
         for plugin, what, server, options in cases:
             if server:
@@ -82,6 +126,16 @@ def main():
                     server.resume()
             rows.append((plugin, what, statistics.median(over), max(over),
                          min(over)))
+        over = measure_resolver_hangs(a.runs, a.timeout_ms)
+        if over:
+            rows.append(("postgres", "resolver never answers",
+                          statistics.median(over), max(over), min(over)))
+        over = measure_resolver_hangs(
+            a.runs, a.timeout_ms, "redis",
+            {"url": "redis://:bench-pw@db.example.test:6379"})
+        if over:
+            rows.append(("redis", "resolver never answers",
+                          statistics.median(over), max(over), min(over)))
 
     print(f"overshoot past a {a.timeout_ms} ms deadline, {a.runs} runs each "
           f"(duration_ms - {a.timeout_ms})")

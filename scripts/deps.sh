@@ -5,15 +5,17 @@ set -euo pipefail
 
 packages=(
 	build-essential cmake pkg-config git ca-certificates
+	clang llvm
 	libmicrohttpd-dev libltdl-dev libyaml-dev libjson-c-dev
 	libpq-dev libhiredis-dev libcurl4-openssl-dev libcunit1-dev
-	libc-ares-dev libssl-dev
+	libc-ares-dev libssl-dev libmariadb-dev
 	python3 python3-yaml python3-jsonschema curl openssl procps
 	postgresql redis-server
 	nginx-light wrk
 	podman runc debootstrap
 	prometheus chromium
-	dnsmasq-base monitoring-plugins-basic scdoc
+	dnsmasq-base monitoring-plugins-basic scdoc python3-grpcio
+	mariadb-server
 )
 # The deployment tests run on Node.js 20 or newer; Debian's is enough where
 # the machine has none.

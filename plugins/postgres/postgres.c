@@ -23,9 +23,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <libpq-fe.h>
 
 #include <healthd/plugin.h>
+
+#include "resolve.h"
+
+#define PG_MAX_ATTEMPTS 16 /* addresses tried per run */
+#define PG_STAGGER_MS 250  /* next address after this long unconnected */
 
 enum pg_mode { PG_PERSISTENT, PG_CONNECT };
 enum pg_role { PG_ANY, PG_PRIMARY, PG_REPLICA };
@@ -265,6 +273,32 @@ static const struct {
 	const char *says;
 } pg_known[] = {
 	{"out of memory", "out of memory"},
+	/* TLS (sslmode, sslrootcert, sslcert, sslkey): before the errno
+	 * phrases below, which these messages end with.  The file names they
+	 * quote are never shown. */
+	{"server does not support SSL", "TLS: the server does not support "
+					"SSL, but sslmode requires it"},
+	{"certificate verify failed", "TLS: certificate verify failed (not "
+				      "issued by a CA in sslrootcert)"},
+	{"could not read root certificate file",
+	 "TLS: sslrootcert file unreadable or not PEM"},
+	{"root certificate file", "TLS: sslrootcert file not found (needed "
+				  "by sslmode verify-ca and verify-full)"},
+	{"could not open certificate file", "TLS: sslcert file unreadable"},
+	{"could not read certificate file", "TLS: sslcert file not PEM"},
+	{"certificate present, but not private key",
+	 "TLS: sslkey file not found"},
+	{"has group or world access", "TLS: sslkey file readable by others "
+				      "(chmod 0600)"},
+	{"could not load private key file",
+	 "TLS: sslkey file unreadable or not a key"},
+	{"does not match private key", "TLS: sslcert does not match sslkey"},
+	{"alert unknown ca", "TLS: the server rejected the client certificate "
+			     "(unknown CA)"},
+	{"alert certificate required", "TLS: the server requires a client "
+				       "certificate (sslcert)"},
+	{"alert bad certificate", "TLS: the server rejected the client "
+				  "certificate"},
 	{"timeout expired", "timed out (connect_timeout)"},
 	{"no password supplied", "authentication failed (no password supplied)"},
 	{"SCRAM", "authentication failed (SCRAM exchange)"},
@@ -491,53 +525,351 @@ static void pg_notice(void *arg, const char *message)
 		pg->host->log(pg->check, HEALTHD_LOG_DEBUG, "server notice");
 }
 
-static enum pg_step pg_connect(struct pg *pg, int64_t deadline, char *why,
-			       size_t whylen)
-{
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	PGconn *conn;
+/* ---- connecting ----------------------------------------------------------- */
 
-	conn = PQconnectStartParams((const char *const *)pg->keys,
-				    (const char *const *)pg->vals, 0);
-	if (!conn) {
+/*
+ * One connection attempt: a single host (its name kept for TLS, SNI,
+ * .pgpass and authentication), hostaddr (one of its addresses, or empty
+ * when libpq needs no lookup) and port.
+ */
+struct pg_target {
+	const char *host, *hostaddr, *port; /* NULL: not given */
+	char addr[NI_MAXHOST];
+};
+
+/* The i-th element of a comma-separated list, in buf; NULL past the end. */
+static const char *pg_list_at(const char *list, size_t i, char *buf,
+			      size_t len)
+{
+	const char *p = list, *e;
+
+	for (; i > 0; i--) {
+		p = strchr(p, ',');
+		if (!p)
+			return NULL;
+		p++;
+	}
+	e = strchr(p, ',');
+	if (!e)
+		e = p + strlen(p);
+	snprintf(buf, len, "%.*s", (int)(e - p), p);
+	return buf;
+}
+
+static size_t pg_list_len(const char *list)
+{
+	size_t n = 1;
+
+	for (; *list; list++)
+		n += *list == ',';
+	return n;
+}
+
+static const char *pg_key(const struct pg *pg, const char *key)
+{
+	for (size_t i = 0; pg->keys[i]; i++)
+		if (!strcmp(pg->keys[i], key))
+			return pg->vals[i];
+	return NULL;
+}
+
+/*
+ * The run's attempts, in libpq's order: each host of the dsn, a name
+ * expanded into one attempt per address, resolved within the deadline
+ * (libpq's own lookup blocks).  Unix sockets, numeric addresses and a
+ * hostaddr given in the dsn need no lookup.  A dsn libpq would refuse
+ * (lists of different lengths) is one attempt with the dsn as it is, for
+ * libpq's own complaint.  Returns how many attempts; 0 with why when none
+ * is left (every name failed), *timed_out when the deadline passed.
+ */
+struct pg_plan {
+	struct pg_target t[PG_MAX_ATTEMPTS];
+	size_t n;
+	char lists[3][1024]; /* host, hostaddr, port elements, NUL-separated */
+};
+
+static size_t pg_plan(const struct pg *pg, int64_t deadline,
+		      struct pg_plan *plan, char *why, size_t whylen)
+{
+	const char *hosts = pg_key(pg, "host"), *addrs = pg_key(pg, "hostaddr");
+	const char *ports = pg_key(pg, "port");
+	size_t nh, np, off[3] = {0, 0, 0};
+	char h[NI_MAXHOST], a[NI_MAXHOST], p[32];
+	int failed = 0;
+
+	plan->n = 0;
+	why[0] = '\0';
+	nh = hosts ? pg_list_len(hosts) : addrs ? pg_list_len(addrs) : 0;
+	np = ports ? pg_list_len(ports) : 1;
+	if (nh == 0 || (hosts && addrs && pg_list_len(addrs) != nh) ||
+	    (np != 1 && np != nh) || nh > PG_MAX_ATTEMPTS)
+		goto as_is;
+	for (size_t i = 0; i < nh && plan->n < PG_MAX_ATTEMPTS; i++) {
+		const char *hi = hosts ? pg_list_at(hosts, i, h, sizeof(h)) : NULL;
+		const char *ai = addrs ? pg_list_at(addrs, i, a, sizeof(a)) : NULL;
+		const char *pi = ports ? pg_list_at(ports, np == 1 ? 0 : i, p,
+						    sizeof(p))
+				       : NULL;
+		const char *v[3] = {hi, ai, pi};
+		struct addrinfo *res = NULL;
+		char *at[3];
+		char one[256]; /* as the caller's why */
+		int dup;
+
+		/* Copies that outlive h, a, p. */
+		for (int k = 0; k < 3; k++) {
+			size_t n = v[k] ? strlen(v[k]) + 1 : 0;
+
+			at[k] = NULL;
+			if (!v[k])
+				continue;
+			if (off[k] + n > sizeof(plan->lists[k]))
+				goto as_is;
+			at[k] = memcpy(plan->lists[k] + off[k], v[k], n);
+			off[k] += n;
+		}
+		if (!hi || !*hi || (ai && *ai) || hi[0] == '/' || hi[0] == '@' ||
+		    resolve_is_numeric(hi)) {
+			plan->t[plan->n++] = (struct pg_target){
+				.host = at[0], .hostaddr = at[1], .port = at[2]};
+			continue;
+		}
+		switch (resolve_within(hi, NULL, SOCK_STREAM, deadline,
+				       pg->host->now_ms, &res, one,
+				       sizeof(one))) {
+		case RESOLVE_OK:
+			break;
+		case RESOLVE_TIMEOUT:
+			snprintf(why, whylen, "%s", one);
+			plan->n = 0;
+			return 0;
+		default:
+			/* libpq goes on with the next host: so do we. */
+			if (!failed++)
+				snprintf(why, whylen, "%s", one);
+			continue;
+		}
+		for (const struct addrinfo *ai2 = res;
+		     ai2 && plan->n < PG_MAX_ATTEMPTS; ai2 = ai2->ai_next) {
+			struct pg_target *t = &plan->t[plan->n];
+
+			*t = (struct pg_target){.host = at[0], .port = at[2]};
+			resolve_addr_text(ai2, t->addr, sizeof(t->addr));
+			if (!t->addr[0])
+				continue;
+			/* getaddrinfo repeats an address per protocol. */
+			dup = 0;
+			for (size_t j = 0; j < plan->n; j++)
+				dup |= plan->t[j].host == t->host &&
+				       !strcmp(plan->t[j].addr, t->addr);
+			if (dup)
+				continue;
+			t->hostaddr = t->addr;
+			plan->n++;
+		}
+		freeaddrinfo(res);
+	}
+	return plan->n;
+as_is:
+	plan->t[0] = (struct pg_target){.host = hosts, .hostaddr = addrs,
+					.port = ports};
+	plan->n = 1;
+	return 1;
+}
+
+/* An attempt's conninfo: the dsn's with host, hostaddr and port replaced. */
+static PGconn *pg_start(const struct pg *pg, const struct pg_target *t)
+{
+	const char **k = calloc(pg->nkeys + 4, sizeof(char *));
+	const char **v = calloc(pg->nkeys + 4, sizeof(char *));
+	PGconn *conn = NULL;
+	size_t n = 0;
+
+	if (!k || !v)
+		goto out;
+	for (size_t i = 0; pg->keys[i]; i++) {
+		if (!strcmp(pg->keys[i], "host") ||
+		    !strcmp(pg->keys[i], "hostaddr") ||
+		    !strcmp(pg->keys[i], "port"))
+			continue;
+		k[n] = pg->keys[i];
+		v[n++] = pg->vals[i];
+	}
+	if (t->host)
+		k[n] = "host", v[n++] = t->host;
+	if (t->hostaddr)
+		k[n] = "hostaddr", v[n++] = t->hostaddr;
+	if (t->port)
+		k[n] = "port", v[n++] = t->port;
+	conn = PQconnectStartParams(k, v, 0);
+out:
+	free(k);
+	free(v);
+	return conn;
+}
+
+/* libpq's messages of the failed attempts, for pg_reason (never shown). */
+static void pg_gather(char *all, size_t len, PGconn *conn)
+{
+	size_t used = strlen(all);
+
+	snprintf(all + used, len - used, "%s\n",
+		 conn ? PQerrorMessage(conn) : "out of memory");
+}
+
+/*
+ * Connect within the deadline.  Attempts start in order, the next when
+ * none is in flight or the newest has waited PG_STAGGER_MS for its TCP
+ * connection, the earlier ones still in flight (as the tcp plugin does):
+ * one black-holed address does not eat the deadline.  The first attempt
+ * to complete (TLS and authentication included) wins.
+ */
+static enum pg_step pg_connect(struct pg *pg, int64_t deadline, char *why,
+			       size_t whylen, struct healthd_result *result,
+			       const char **stage)
+{
+	struct pg_plan *plan = calloc(1, sizeof(*plan));
+	struct {
+		PGconn *conn;
+		PostgresPollingStatusType st;
+		int64_t started;
+	} on[PG_MAX_ATTEMPTS];
+	char all[2048] = "";
+	size_t next = 0, n = 0, tried = 0;
+	enum pg_step ret = PG_BROKEN;
+	PGconn *won = NULL;
+
+	*stage = "connecting";
+	if (!plan) {
 		snprintf(why, whylen, "out of memory");
 		return PG_BROKEN;
 	}
-	if (PQstatus(conn) == CONNECTION_BAD)
-		goto fail;
-	/* The server's errors then carry their SQLSTATE instead of text that
-	 * may repeat the user name.  No answer has been read yet: libpq has at
-	 * most sent the startup packet. */
-	PQsetErrorVerbosity(conn, PQERRORS_SQLSTATE);
-	/* libpq's own processor prints notices to stderr. */
-	PQsetNoticeProcessor(conn, pg_notice, pg);
-	/* libpq's loop: before the first PQconnectPoll, wait as if it said
-	 * WRITING.  The socket may change between calls (several hosts). */
-	while (st != PGRES_POLLING_OK) {
-		int r;
+	if (pg_plan(pg, deadline, plan, why, whylen) == 0)
+		goto out;
+	why[0] = '\0';
+	for (;;) {
+		int64_t now = pg->host->now_ms(), wait;
+		struct pollfd pfd[PG_MAX_ATTEMPTS];
+		int newest_waits = n > 0 &&
+				   PQstatus(on[n - 1].conn) == CONNECTION_STARTED;
 
-		if (st == PGRES_POLLING_FAILED)
-			goto fail;
-		r = pg_wait(pg, PQsocket(conn),
-			    st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-			    deadline);
-		if (r == 0) {
-			PQfinish(conn);
-			return PG_TIMEOUT;
+		if (now >= deadline) {
+			ret = PG_TIMEOUT;
+			break;
 		}
-		if (r < 0)
-			goto fail;
-		st = PQconnectPoll(conn);
+		if (next < plan->n &&
+		    (n == 0 ||
+		     (newest_waits && now - on[n - 1].started >= PG_STAGGER_MS))) {
+			PGconn *c = pg_start(pg, &plan->t[next++]);
+
+			tried++;
+			if (!c || PQstatus(c) == CONNECTION_BAD) {
+				pg_gather(all, sizeof(all), c);
+				PQfinish(c);
+				continue;
+			}
+			/* The server's errors then carry their SQLSTATE
+			 * instead of text that may repeat the user name.  No
+			 * answer has been read yet: libpq has at most sent the
+			 * startup packet. */
+			PQsetErrorVerbosity(c, PQERRORS_SQLSTATE);
+			/* libpq's own processor prints notices to stderr. */
+			PQsetNoticeProcessor(c, pg_notice, pg);
+			/* Before the first PQconnectPoll, wait as if it said
+			 * WRITING. */
+			on[n].conn = c;
+			on[n].st = PGRES_POLLING_WRITING;
+			on[n++].started = now;
+			continue;
+		}
+		if (n == 0)
+			break; /* every attempt failed */
+		wait = deadline - now;
+		if (next < plan->n && newest_waits &&
+		    on[n - 1].started + PG_STAGGER_MS - now < wait)
+			wait = on[n - 1].started + PG_STAGGER_MS - now;
+		/* The socket may change between calls (sslmode=prefer's
+		 * retry without TLS). */
+		for (size_t i = 0; i < n; i++)
+			pfd[i] = (struct pollfd){
+				.fd = PQsocket(on[i].conn),
+				.events = on[i].st == PGRES_POLLING_READING
+						  ? POLLIN
+						  : POLLOUT};
+		if (poll(pfd, (nfds_t)n, wait < 0 ? 0 : (int)wait) < 0 &&
+		    errno != EINTR) {
+			snprintf(why, whylen, "poll failed");
+			break;
+		}
+		for (size_t i = 0; i < n && !won; i++) {
+			if (!pfd[i].revents && pfd[i].fd >= 0)
+				continue;
+			on[i].st = pfd[i].fd >= 0 ? PQconnectPoll(on[i].conn)
+						  : PGRES_POLLING_FAILED;
+			if (on[i].st == PGRES_POLLING_OK) {
+				won = on[i].conn;
+				on[i] = on[--n];
+			} else if (on[i].st == PGRES_POLLING_FAILED) {
+				pg_gather(all, sizeof(all), on[i].conn);
+				PQfinish(on[i].conn);
+				/* Keep the order: the newest stays last. */
+				memmove(&on[i], &on[i + 1],
+					(n - i - 1) * sizeof(on[0]));
+				n--;
+				i--;
+			}
+		}
+		if (won)
+			break;
 	}
-	/* Non-blocking so that sending never waits past the deadline. */
-	if (PQsetnonblocking(conn, 1) != 0)
-		goto fail;
-	pg->conn = conn;
-	return PG_OK;
-fail:
-	pg_reason(PQerrorMessage(conn), "connection failed", why, whylen);
-	PQfinish(conn);
-	return PG_BROKEN;
+	if (ret == PG_TIMEOUT && n > 0) {
+		/* Say where the most advanced attempt was stuck. */
+		ConnStatusType cs = CONNECTION_STARTED;
+
+		for (size_t i = 0; i < n; i++)
+			if (PQstatus(on[i].conn) != CONNECTION_STARTED)
+				cs = PQstatus(on[i].conn);
+		*stage = cs == CONNECTION_STARTED ? "connecting"
+			 : cs == CONNECTION_SSL_STARTUP
+			       ? "connecting (in the TLS handshake)"
+			       : "connecting (waiting for the server to "
+				 "authenticate)";
+	}
+	for (size_t i = 0; i < n; i++)
+		PQfinish(on[i].conn);
+	if (won) {
+		/* Non-blocking so that sending never waits past the
+		 * deadline. */
+		if (PQsetnonblocking(won, 1) != 0) {
+			pg_gather(all, sizeof(all), won);
+			PQfinish(won);
+			won = NULL;
+		} else {
+			const char *addr = PQhostaddr(won);
+
+			if (addr && *addr)
+				pg->host->detail_str(result, "address", addr);
+			pg->conn = won;
+			ret = PG_OK;
+		}
+	}
+	if (tried)
+		pg->host->detail_num(result, "addresses_tried", (double)tried);
+	if (ret == PG_BROKEN && all[0]) {
+		/* A name that did not resolve says so when libpq's messages
+		 * say nothing known. */
+		char otherwise[300];
+
+		snprintf(otherwise, sizeof(otherwise), "%s",
+			 why[0] ? why : "connection failed");
+		pg_reason(all, otherwise, why, whylen);
+	}
+	else if (ret == PG_BROKEN && !why[0])
+		snprintf(why, whylen, "connection failed");
+out:
+	explicit_bzero(all, sizeof(all));
+	free(plan);
+	return ret;
 }
 
 /* Wait for input or the deadline, and read it. */
@@ -735,7 +1067,8 @@ static void pg_check(const struct healthd_host *host, void *instance,
 	if (pg->conn) {
 		reused = 1;
 	} else {
-		st = pg_connect(pg, deadline_ms, why, sizeof(why));
+		st = pg_connect(pg, deadline_ms, why, sizeof(why), result,
+				&stage);
 		if (st != PG_OK)
 			goto fail;
 		host->detail_num(result, "connect_ms",
@@ -752,7 +1085,8 @@ static void pg_check(const struct healthd_host *host, void *instance,
 	     (st == PG_REJECTED && PQstatus(pg->conn) == CONNECTION_BAD))) {
 		pg_drop(pg, 0);
 		stage = "connecting";
-		st = pg_connect(pg, deadline_ms, why, sizeof(why));
+		st = pg_connect(pg, deadline_ms, why, sizeof(why), result,
+				&stage);
 		if (st != PG_OK)
 			goto fail;
 		stage = "waiting for the query";

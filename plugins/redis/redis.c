@@ -1,36 +1,73 @@
 /*
- * redis.c — the bundled Redis check (hiredis).
+ * redis.c — the bundled Redis check: plain TCP, TLS (rediss://) or a unix
+ * socket.
  *
  * Each run connects, authenticates (an ACL user or the legacy password),
  * selects the database, sends PING and reads INFO for the role, version and
- * memory.  The context is non-blocking and every wait is a poll() bounded by
- * the run's deadline, so a hung server costs the time left and no more.
+ * memory.  The connection is ours — a non-blocking socket, with OpenSSL on
+ * top for rediss:// — and hiredis only formats commands and parses replies
+ * (redisReader works over any transport), so one code path serves every
+ * kind of URL and Debian's hiredis 0.14, which has no TLS, is enough.
+ *
+ * Every step is bounded by the run's deadline:
+ *   - host names are resolved with the shared resolve_within() (NSS:
+ *     /etc/hosts, DNS with the search list) without blocking past it;
+ *   - every address is tried in the resolver's order: a new attempt starts
+ *     when the previous one failed or after RD_STAGGER_MS without an
+ *     answer, the earlier ones still in flight, so a black-holed first
+ *     address does not eat the deadline; the first to connect wins;
+ *   - the TLS handshake, every send and every reply wait on poll() against
+ *     the deadline, so a hung server costs the time left and no more.
+ *
+ * TLS: SNI and certificate verification use the URL's host name (an
+ * address is verified as an address and sent no SNI).  The handshake itself
+ * never fails on verification: the chain and name are judged right after
+ * it, so the certificate's expiry is reported even with tls_verify: false,
+ * and no credential is sent to a server that failed verification.
  *
  * Failures are told in fixed phrases: an error reply may name the user
  * (Redis 7.2: "NOPERM User app has no permissions ...") or repeat a
- * command's arguments, so only its error code is taken from it.
+ * command's arguments, so only its error code is taken from it; OpenSSL's
+ * reasons are its fixed texts.  Nothing of the URL but host, port and
+ * database is ever shown, nor the content of a key or certificate file.
+ *
+ * The plugin host leaves SIGPIPE at its default: every write is a send()
+ * with MSG_NOSIGNAL, OpenSSL's included (rd_bio).
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <healthd/plugin.h>
+
+#include "resolve.h"
+#include "tls_cert.h"
+
+#define RD_MAX_ADDRS 16         /* addresses tried per run */
+#define RD_STAGGER_MS 250       /* next address after this long unanswered */
+#define RD_REPLY_MAX (1 << 20)  /* bytes read for one reply, at most */
 
 enum rd_role { RD_ANY, RD_MASTER, RD_REPLICA };
 
 enum rd_step {
 	RD_OK = 0,
-	RD_TIMEOUT, /* the deadline passed */
-	RD_BROKEN,  /* the connection failed or was lost */
+	RD_TIMEOUT, /* the deadline passed; the stage is in the message */
+	RD_BROKEN,  /* the connection failed or was lost; why says how */
 	RD_ERROR,   /* the server answered with an error */
 };
 
@@ -39,6 +76,7 @@ struct rd {
 	const struct healthd_check *check;
 	char *host_name; /* NULL for a unix socket */
 	int port;
+	char port_text[8];
 	char *path; /* unix socket path */
 	char *user;
 	char *password;
@@ -46,15 +84,45 @@ struct rd {
 	enum rd_role role;
 	double max_ratio; /* 0: not checked */
 	char label[300];  /* host:port/db or the socket path, for messages */
+	/* rediss:// */
+	int tls, verify, has_cert, name_is_ip;
+	SSL_CTX *ctx;
+	struct tls_cert_limits lim;
+};
+
+/* One run's connection. */
+struct rd_conn {
+	const struct rd *rd;
+	int64_t deadline;
+	int fd;
+	SSL *ssl;
+	redisReader *reader;
+	int asked_cert; /* the server asked for a client certificate */
+	int replies;    /* replies received so far */
 };
 
 static const struct healthd_option_spec rd_options[] = {
 	{"url", NULL,
-	 "redis://[user:password@]host[:port][/db] or "
+	 "redis://[user:password@]host[:port][/db], rediss://... for TLS "
+	 "(port 6379 by default for both), or "
 	 "unix://[user:password@]/path[?db=N]"},
 	{"role", "any", "any | master | replica: the role INFO must report"},
 	{"max_memory_ratio", NULL,
 	 "warn when used_memory / maxmemory is above this ratio (0 to 1)"},
+	{"tls_verify", "true",
+	 "rediss://: fail when the certificate chain or the host name does "
+	 "not verify; false still reports the certificate and judges its "
+	 "expiry"},
+	{"ca_file", NULL,
+	 "rediss://: PEM file of CA certificates to trust instead of the "
+	 "system's"},
+	{"cert_file", NULL,
+	 "rediss://: PEM client certificate (and chain), for servers that "
+	 "require one"},
+	{"key_file", NULL,
+	 "rediss://: the unencrypted PEM private key of cert_file (default: "
+	 "read from cert_file)"},
+	TLS_CERT_OPTIONS,
 	{NULL, NULL, NULL},
 };
 
@@ -67,18 +135,25 @@ static double rd_now(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Wait until fd is ready for `events` or the deadline: 1 ready, 0 timed
- * out, -1 error. */
-static int rd_wait(const struct rd *rd, int fd, short events, int64_t deadline)
+static int rd_left(const struct rd *rd, int64_t deadline)
+{
+	int64_t left = deadline - rd->host->now_ms();
+
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Wait until the socket is ready for `events` or the deadline: 1 ready, 0
+ * timed out, -1 error. */
+static int rd_wait(const struct rd_conn *c, short events)
 {
 	for (;;) {
-		int64_t left = deadline - rd->host->now_ms();
-		struct pollfd p = {.fd = fd, .events = events};
+		int left = rd_left(c->rd, c->deadline);
+		struct pollfd p = {.fd = c->fd, .events = events};
 		int n;
 
-		if (left <= 0)
+		if (left == 0)
 			return 0;
-		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		n = poll(&p, 1, left);
 		if (n > 0)
 			return 1;
 		if (n < 0 && errno != EINTR)
@@ -86,51 +161,580 @@ static int rd_wait(const struct rd *rd, int fd, short events, int64_t deadline)
 	}
 }
 
-/* The errno whose strerror() ends `text` (hiredis's I/O errors are
- * "[prefix: ]strerror"), or 0. */
-static int rd_errno_of(const char *text)
+static int rd_again(int e)
 {
-	size_t n = strlen(text);
-
-	for (int e = 1; e < 200; e++) {
-		const char *s = strerror(e);
-		size_t m = strlen(s);
-
-		if (m && m <= n && !strcmp(text + n - m, s) &&
-		    strncmp(s, "Unknown error", 13) != 0)
-			return e;
-	}
-	return 0;
+	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
 }
 
-/* A connection error in our words: `err` from getsockopt, or what hiredis
- * recorded in c.  No text of hiredis's is shown as it is. */
-static void rd_io_reason(int err, const redisContext *c, char *why,
-			 size_t whylen)
-{
-	static const int gai[] = {EAI_NONAME, EAI_AGAIN, EAI_FAIL, EAI_SERVICE,
-				  EAI_FAMILY, EAI_MEMORY};
+/* ---- connecting ---------------------------------------------------------- */
 
-	if (!err && c && c->err == REDIS_ERR_IO)
-		err = rd_errno_of(c->errstr);
-	if (err == ECONNREFUSED) {
+static void rd_connect_reason(int err, char *why, size_t whylen)
+{
+	if (err == ECONNREFUSED)
 		snprintf(why, whylen, "connection refused");
-	} else if (err) {
+	else if (err == ENOENT)
+		snprintf(why, whylen, "connection failed: no such socket");
+	else if (err)
 		snprintf(why, whylen, "connection failed: %s", strerror(err));
-	} else if (c && c->err == REDIS_ERR_EOF) {
-		snprintf(why, whylen, "server closed the connection");
-	} else if (c && c->err == REDIS_ERR_PROTOCOL) {
-		snprintf(why, whylen, "protocol error (is it a Redis server?)");
-	} else if (c && c->err == REDIS_ERR_OOM) {
-		snprintf(why, whylen, "out of memory");
-	} else {
+	else
 		snprintf(why, whylen, "connection failed");
-		for (size_t i = 0; c && c->err == REDIS_ERR_OTHER &&
-				   i < sizeof(gai) / sizeof(gai[0]); i++)
-			if (!strcmp(c->errstr, gai_strerror(gai[i])))
-				snprintf(why, whylen, "host name not resolved: %s",
-					 gai_strerror(gai[i]));
+}
+
+/*
+ * Try the addresses in the resolver's order, a new attempt whenever none is
+ * in flight or the latest has gone RD_STAGGER_MS unanswered; the first to
+ * connect wins.  Sets c->fd, *won and *tried.
+ */
+static enum rd_step rd_connect(struct rd_conn *c, const struct addrinfo *res,
+			       const struct addrinfo **won, int *tried,
+			       char *why, size_t whylen)
+{
+	const struct rd *rd = c->rd;
+	struct pollfd pfd[RD_MAX_ADDRS];
+	const struct addrinfo *on[RD_MAX_ADDRS];
+	const struct addrinfo *next = res;
+	int64_t started = 0;
+	int n = 0, err = 0, timed_out = 0;
+
+	*tried = 0;
+	*won = NULL;
+	for (;;) {
+		int64_t now = rd->host->now_ms();
+		int wait;
+
+		if (now >= c->deadline) {
+			timed_out = 1;
+			break;
+		}
+		while (next && *tried < RD_MAX_ADDRS &&
+		       (n == 0 || now - started >= RD_STAGGER_MS)) {
+			const struct addrinfo *ai = next;
+			int fd = socket(ai->ai_family,
+					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+			next = ai->ai_next;
+			++*tried;
+			if (fd < 0) {
+				err = errno;
+				continue;
+			}
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+				c->fd = fd;
+				*won = ai;
+				goto done;
+			}
+			if (errno != EINPROGRESS) {
+				/* e.g. ENETUNREACH (no IPv6 route), or EAGAIN
+				 * from a unix socket whose queue is full */
+				err = errno;
+				close(fd);
+				continue;
+			}
+			pfd[n] = (struct pollfd){.fd = fd, .events = POLLOUT};
+			on[n++] = ai;
+			started = now;
+		}
+		if (n == 0)
+			break; /* every address failed */
+		wait = rd_left(rd, c->deadline);
+		if (next && *tried < RD_MAX_ADDRS &&
+		    started + RD_STAGGER_MS - now < wait)
+			wait = (int)(started + RD_STAGGER_MS - now);
+		if (poll(pfd, (nfds_t)n, wait < 0 ? 0 : wait) < 0 &&
+		    errno != EINTR) {
+			err = errno;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int e = 0;
+			socklen_t len = sizeof(e);
+
+			if (!pfd[i].revents)
+				continue;
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e,
+				       &len) < 0)
+				e = errno;
+			if (!e && (pfd[i].revents & POLLOUT)) {
+				c->fd = pfd[i].fd;
+				*won = on[i];
+				pfd[i] = pfd[--n];
+				goto done;
+			}
+			err = e ? e : ECONNRESET;
+			close(pfd[i].fd);
+			pfd[i] = pfd[--n];
+			on[i] = on[n];
+			i--;
+		}
 	}
+	for (int i = 0; i < n; i++)
+		close(pfd[i].fd);
+	if (timed_out)
+		return RD_TIMEOUT;
+	rd_connect_reason(err, why, whylen);
+	return RD_BROKEN;
+done:
+	for (int i = 0; i < n; i++)
+		close(pfd[i].fd);
+	return RD_OK;
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+/*
+ * A socket BIO whose writes cannot raise SIGPIPE (OpenSSL's own uses
+ * write()).  The descriptor stays the run's to close.
+ */
+static BIO_METHOD *rd_bio_method;
+static pthread_once_t rd_bio_once = PTHREAD_ONCE_INIT;
+
+static int rd_bio_write(BIO *b, const char *data, int len)
+{
+	ssize_t n = send(*(int *)BIO_get_data(b), data, (size_t)len,
+			 MSG_NOSIGNAL);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && rd_again(errno))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int rd_bio_read(BIO *b, char *data, int len)
+{
+	ssize_t n = recv(*(int *)BIO_get_data(b), data, (size_t)len, 0);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 && rd_again(errno))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static long rd_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	const int *fdp = BIO_get_data(b);
+	int fd = fdp ? *fdp : -1;
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_C_GET_FD:
+		if (ptr)
+			*(int *)ptr = fd;
+		return fd;
+	default:
+		return 0;
+	}
+}
+
+static int rd_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void rd_bio_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "healthd redis socket");
+
+	if (m && BIO_meth_set_write(m, rd_bio_write) &&
+	    BIO_meth_set_read(m, rd_bio_read) &&
+	    BIO_meth_set_ctrl(m, rd_bio_ctrl) &&
+	    BIO_meth_set_create(m, rd_bio_create)) {
+		rd_bio_method = m;
+		return;
+	}
+	BIO_meth_free(m);
+}
+
+__attribute__((destructor)) static void rd_bio_free(void)
+{
+	BIO_meth_free(rd_bio_method);
+}
+
+/* Called when the server asks for a client certificate: remember it, to
+ * tell why the server then gives up on us. */
+static int rd_cert_asked(SSL *ssl, void *arg)
+{
+	(void)ssl;
+	((struct rd_conn *)arg)->asked_cert = 1;
+	return 1; /* go on, with cert_file's certificate or none */
+}
+
+/* Encrypted keys are not supported: never prompt on a terminal. */
+static int rd_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/* Alerts a server sends about the client's certificate. */
+static int rd_refused_cert(int reason)
+{
+	switch (reason) {
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Why a TLS call failed, in fixed words: ours for what a probe needs to
+ * tell (a client certificate missing or refused), else `what` and
+ * OpenSSL's reason text, or the system's.
+ */
+static void rd_ssl_reason(const struct rd_conn *c, const char *what,
+			  int sslerr, char *why, size_t whylen)
+{
+	unsigned long e = ERR_peek_last_error();
+	int reason = e ? ERR_GET_REASON(e) : 0;
+	const char *text = e ? ERR_reason_error_string(e) : NULL;
+	/* In TLS 1.3 the server judges our certificate after the handshake:
+	 * its verdict is the end of the connection before the first reply. */
+	int first = c->asked_cert && !c->replies &&
+		    SSL_is_init_finished(c->ssl);
+
+	if (!c->rd->has_cert &&
+	    (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+	     (c->asked_cert && !SSL_is_init_finished(c->ssl)) || first))
+		snprintf(why, whylen, "the server requires a client "
+				      "certificate (set cert_file and "
+				      "key_file)");
+	else if (c->rd->has_cert && c->asked_cert && rd_refused_cert(reason))
+		snprintf(why, whylen, "the server refused the client "
+				      "certificate: %s", text ? text : "alert");
+	else if (c->rd->has_cert && first && !text)
+		snprintf(why, whylen, "the server closed the connection right "
+				      "after the TLS handshake (was the client "
+				      "certificate refused?)");
+	else if (text)
+		snprintf(why, whylen, "%s: %s", what, text);
+	else if (sslerr == SSL_ERROR_SYSCALL && errno)
+		snprintf(why, whylen, "%s: %s", what, strerror(errno));
+	else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN)
+		snprintf(why, whylen, "%s: server closed the connection", what);
+	else
+		snprintf(why, whylen, "%s", what);
+	ERR_clear_error();
+}
+
+/*
+ * A write failed on a closed connection: the server may have said why (a
+ * TLS alert about our certificate) before it closed.  Read that, without
+ * waiting, to report it rather than "connection reset".
+ */
+static void rd_ssl_last_word(const struct rd_conn *c, int *sslerr)
+{
+	char byte;
+	int n, e;
+
+	ERR_clear_error();
+	n = SSL_read(c->ssl, &byte, 1);
+	e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+	if (e == SSL_ERROR_SSL)
+		*sslerr = e; /* its reason is on the error queue */
+	else
+		ERR_clear_error();
+}
+
+/* Wait for what OpenSSL asked for: RD_OK to call it again. */
+static enum rd_step rd_ssl_wait(const struct rd_conn *c, int sslerr,
+				const char *what, char *why, size_t whylen)
+{
+	int w;
+
+	if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+		rd_ssl_reason(c, what, sslerr, why, whylen);
+		return RD_BROKEN;
+	}
+	w = rd_wait(c, sslerr == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
+	if (w == 0)
+		return RD_TIMEOUT;
+	if (w < 0) {
+		snprintf(why, whylen, "%s: %s", what, strerror(errno));
+		return RD_BROKEN;
+	}
+	return RD_OK;
+}
+
+static enum rd_step rd_handshake(struct rd_conn *c, char *why, size_t whylen)
+{
+	const struct rd *rd = c->rd;
+	X509_VERIFY_PARAM *param;
+	BIO *bio;
+
+	if (!rd_bio_method || !(c->ssl = SSL_new(rd->ctx)) ||
+	    !(bio = BIO_new(rd_bio_method))) {
+		snprintf(why, whylen, "cannot set up TLS (out of memory?)");
+		ERR_clear_error();
+		return RD_BROKEN;
+	}
+	BIO_set_data(bio, &c->fd);
+	SSL_set_bio(c->ssl, bio, bio);
+	SSL_set_cert_cb(c->ssl, rd_cert_asked, c);
+	SSL_set_connect_state(c->ssl);
+	/* RFC 6066: no address in SNI. */
+	if (!rd->name_is_ip)
+		SSL_set_tlsext_host_name(c->ssl, rd->host_name);
+	param = SSL_get0_param(c->ssl);
+	if (rd->name_is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(param, rd->host_name);
+	} else {
+		X509_VERIFY_PARAM_set_hostflags(
+			param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set1_host(param, rd->host_name, 0);
+	}
+	for (;;) {
+		int rc, e;
+		enum rd_step st;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(c->ssl);
+		if (rc == 1)
+			return RD_OK;
+		e = SSL_get_error(c->ssl, rc);
+		st = rd_ssl_wait(c, e, "TLS handshake failed", why, whylen);
+		if (st != RD_OK)
+			return st;
+	}
+}
+
+/*
+ * Read, report and judge the server's certificate: FAIL when tls_verify
+ * refuses it, when it has expired or is under cert_fail_days; WARN under
+ * cert_warn_days.  `why` says what was found.
+ */
+static enum healthd_status rd_cert(const struct rd_conn *c,
+				   struct healthd_result *result, char *why,
+				   size_t whylen)
+{
+	const struct rd *rd = c->rd;
+	X509 *x = SSL_get1_peer_certificate(c->ssl);
+	long v = SSL_get_verify_result(c->ssl);
+	struct tls_cert cert;
+
+	if (!x || tls_cert_read(x, &cert) < 0) {
+		X509_free(x);
+		snprintf(why, whylen, "%s", x ? "cannot read the server's TLS "
+						"certificate"
+					      : "the server sent no TLS "
+						"certificate");
+		return HEALTHD_FAIL;
+	}
+	X509_free(x);
+	tls_cert_details(rd->host, result, &cert);
+	if (v != X509_V_OK) {
+		const char *text = X509_verify_cert_error_string(v);
+
+		rd->host->detail_str(result, "cert_verify_error", text);
+		if (rd->verify) {
+			snprintf(why, whylen, "TLS certificate verify failed: %s",
+				 text);
+			return HEALTHD_FAIL;
+		}
+	}
+	return tls_cert_judge(&rd->lim, &cert, why, whylen);
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+/* The connection ended under a plain read or write: err 0 at the end of
+ * the stream. */
+static enum rd_step rd_lost(const struct rd_conn *c, int err, char *why,
+			    size_t whylen)
+{
+	if (err && err != ECONNRESET && err != EPIPE)
+		snprintf(why, whylen, "connection lost: %s", strerror(err));
+	else
+		/* A TLS port closes on the first plain command. */
+		snprintf(why, whylen, "server closed the connection%s",
+			 !c->replies && !c->ssl && !c->rd->path
+				 ? " before answering (a TLS port? use "
+				   "rediss://)"
+				 : "");
+	return RD_BROKEN;
+}
+
+static enum rd_step rd_send(const struct rd_conn *c, const char *p,
+			    size_t left, char *why, size_t whylen)
+{
+	while (left) {
+		if (c->ssl) {
+			int n, e;
+			enum rd_step st;
+
+			ERR_clear_error();
+			n = SSL_write(c->ssl, p,
+				      left > INT_MAX ? INT_MAX : (int)left);
+			if (n > 0) {
+				p += n;
+				left -= (size_t)n;
+				continue;
+			}
+			e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_SYSCALL)
+				rd_ssl_last_word(c, &e);
+			st = rd_ssl_wait(c, e, "sending failed", why, whylen);
+			if (st != RD_OK)
+				return st;
+		} else {
+			ssize_t n = send(c->fd, p, left, MSG_NOSIGNAL);
+			int w;
+
+			if (n >= 0) {
+				p += n;
+				left -= (size_t)n;
+				continue;
+			}
+			if (!rd_again(errno))
+				return rd_lost(c, errno, why, whylen);
+			w = rd_wait(c, POLLOUT);
+			if (w == 0)
+				return RD_TIMEOUT;
+			if (w < 0) {
+				snprintf(why, whylen, "connection lost: %s",
+					 strerror(errno));
+				return RD_BROKEN;
+			}
+		}
+	}
+	return RD_OK;
+}
+
+/* Read what has come (waiting for it until the deadline) into the reply
+ * reader; *got says how much. */
+static enum rd_step rd_read(const struct rd_conn *c, size_t *got, char *why,
+			    size_t whylen)
+{
+	char buf[16384];
+
+	for (;;) {
+		if (c->ssl) {
+			int n, e;
+			enum rd_step st;
+
+			ERR_clear_error();
+			n = SSL_read(c->ssl, buf, (int)sizeof(buf));
+			if (n > 0) {
+				*got = (size_t)n;
+				break;
+			}
+			e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_ZERO_RETURN && !c->asked_cert) {
+				snprintf(why, whylen, "server closed the "
+						      "connection");
+				return RD_BROKEN;
+			}
+			st = rd_ssl_wait(c, e, "receiving failed", why, whylen);
+			if (st != RD_OK)
+				return st;
+		} else {
+			ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+			int w;
+
+			if (n > 0) {
+				*got = (size_t)n;
+				break;
+			}
+			if (n == 0)
+				return rd_lost(c, 0, why, whylen);
+			if (!rd_again(errno))
+				return rd_lost(c, errno, why, whylen);
+			w = rd_wait(c, POLLIN);
+			if (w == 0)
+				return RD_TIMEOUT;
+			if (w < 0) {
+				snprintf(why, whylen, "connection lost: %s",
+					 strerror(errno));
+				return RD_BROKEN;
+			}
+		}
+	}
+	if (redisReaderFeed(c->reader, buf, *got) != REDIS_OK) {
+		snprintf(why, whylen, "out of memory");
+		return RD_BROKEN;
+	}
+	return RD_OK;
+}
+
+/* Send one command and wait for its reply until the deadline. */
+static enum rd_step rd_command(struct rd_conn *c, redisReply **out,
+			       int argc, const char **argv, char *why,
+			       size_t whylen)
+{
+	size_t lens[4], total = 0;
+	char *cmd = NULL;
+	void *reply = NULL;
+	enum rd_step st;
+	int len;
+
+	*out = NULL;
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (len < 0) {
+		snprintf(why, whylen, "out of memory");
+		return RD_BROKEN;
+	}
+	st = rd_send(c, cmd, (size_t)len, why, whylen);
+	/* AUTH's text holds the password. */
+	explicit_bzero(cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	if (st != RD_OK)
+		return st;
+	for (;;) {
+		size_t got = 0;
+
+		if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+			snprintf(why, whylen, "protocol error (is it a Redis "
+					      "server?)");
+			return RD_BROKEN;
+		}
+		if (reply)
+			break;
+		if (total > RD_REPLY_MAX) {
+			snprintf(why, whylen, "reply larger than %d KiB",
+				 RD_REPLY_MAX / 1024);
+			return RD_BROKEN;
+		}
+		st = rd_read(c, &got, why, whylen);
+		if (st != RD_OK)
+			return st;
+		total += got;
+	}
+	c->replies++;
+	*out = reply;
+	return ((redisReply *)reply)->type == REDIS_REPLY_ERROR ? RD_ERROR
+								 : RD_OK;
+}
+
+static void rd_close(struct rd_conn *c)
+{
+	if (c->ssl) {
+		/* close_notify if it fits in the socket buffer; no waiting. */
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->reader)
+		redisReaderFree(c->reader);
+	c->reader = NULL;
 }
 
 /* Error replies in our words, by how they begin. */
@@ -180,89 +784,6 @@ static void rd_reply_reason(const char *what, const redisReply *r, char *why,
 		snprintf(why, whylen, "%s: unexpected reply", what);
 }
 
-/* Send one command and wait for its reply until the deadline. */
-static enum rd_step rd_command(const struct rd *rd, redisContext *c,
-			       int64_t deadline, redisReply **out, int argc,
-			       const char **argv, char *why, size_t whylen)
-{
-	size_t lens[4];
-	void *reply = NULL;
-	int done = 0;
-
-	*out = NULL;
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
-		goto broken;
-	while (!done) {
-		if (redisBufferWrite(c, &done) != REDIS_OK)
-			goto broken;
-		if (!done) {
-			int r = rd_wait(rd, c->fd, POLLOUT, deadline);
-
-			if (r == 0)
-				return RD_TIMEOUT;
-			if (r < 0)
-				goto broken;
-		}
-	}
-	for (;;) {
-		int r;
-
-		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
-			goto broken;
-		if (reply)
-			break;
-		r = rd_wait(rd, c->fd, POLLIN, deadline);
-		if (r == 0)
-			return RD_TIMEOUT;
-		if (r < 0 || redisBufferRead(c) != REDIS_OK)
-			goto broken;
-	}
-	*out = reply;
-	return ((redisReply *)reply)->type == REDIS_REPLY_ERROR ? RD_ERROR
-								 : RD_OK;
-broken:
-	rd_io_reason(0, c, why, whylen);
-	return RD_BROKEN;
-}
-
-static enum rd_step rd_connect(const struct rd *rd, int64_t deadline,
-			       redisContext **out, char *why, size_t whylen)
-{
-	redisContext *c;
-	socklen_t len = sizeof(int);
-	int err = 0, r;
-
-	*out = NULL;
-	c = rd->path ? redisConnectUnixNonBlock(rd->path)
-		     : redisConnectNonBlock(rd->host_name, rd->port);
-	if (!c) {
-		snprintf(why, whylen, "out of memory");
-		return RD_BROKEN;
-	}
-	if (c->err)
-		goto broken;
-	r = rd_wait(rd, c->fd, POLLOUT, deadline);
-	if (r == 0) {
-		redisFree(c);
-		return RD_TIMEOUT;
-	}
-	if (r < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		rd_io_reason(err, NULL, why, whylen);
-		redisFree(c);
-		return RD_BROKEN;
-	}
-	*out = c;
-	return RD_OK;
-broken:
-	rd_io_reason(0, c, why, whylen);
-	redisFree(c);
-	return RD_BROKEN;
-}
-
 /* The value of `key` in an INFO reply, or NULL. */
 static const char *rd_info(const char *info, const char *key, char *out,
 			   size_t outlen)
@@ -283,21 +804,104 @@ static const char *rd_info(const char *info, const char *key, char *out,
 	return NULL;
 }
 
+enum rd_stage {
+	RS_RESOLVE, RS_CONNECT, RS_TLS, RS_AUTH, RS_SELECT, RS_PING, RS_INFO,
+};
+
+static const char *rd_stage_name[] = {
+	"resolving the host name", "connecting", "in the TLS handshake",
+	"waiting for AUTH", "waiting for SELECT", "waiting for PING",
+	"waiting for INFO",
+};
+
+/* Resolve (or build the unix address) and connect; with rediss://, the
+ * handshake and the certificate's verdict in *cert_st and cert_why. */
+static enum rd_step rd_open(struct rd_conn *c, struct healthd_result *result,
+			    enum rd_stage *stage,
+			    enum healthd_status *cert_st, char *cert_why,
+			    size_t cert_whylen, char *why, size_t whylen)
+{
+	const struct rd *rd = c->rd;
+	const struct healthd_host *host = rd->host;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct addrinfo unix_ai = {.ai_family = AF_UNIX,
+				   .ai_socktype = SOCK_STREAM,
+				   .ai_addr = (struct sockaddr *)&sun,
+				   .ai_addrlen = sizeof(sun)};
+	const struct addrinfo *won;
+	struct addrinfo *res = NULL;
+	char addr[NI_MAXHOST];
+	enum rd_step st;
+	double t0 = rd_now();
+	int tried = 0;
+
+	*stage = RS_RESOLVE;
+	if (rd->path) {
+		/* Its length was checked by create(). */
+		memcpy(sun.sun_path, rd->path, strlen(rd->path) + 1);
+	} else {
+		/* Its words on failure: "could not resolve NAME (timed out
+		 * after N ms)", "NAME: name does not exist"... */
+		if (resolve_within(rd->host_name, rd->port_text, SOCK_STREAM,
+				   c->deadline, host->now_ms, &res, why,
+				   whylen) != RESOLVE_OK)
+			return RD_BROKEN;
+		host->detail_num(result, "resolve_ms", rd_now() - t0);
+	}
+	*stage = RS_CONNECT;
+	st = rd_connect(c, res ? res : &unix_ai, &won, &tried, why, whylen);
+	if (res) {
+		host->detail_num(result, "addresses_tried", tried);
+		if (st == RD_OK)
+			host->detail_str(result, "address",
+					 resolve_addr_text(won, addr,
+							   sizeof(addr)));
+		freeaddrinfo(res);
+	}
+	if (st != RD_OK)
+		return st;
+	c->reader = redisReaderCreate();
+	if (!c->reader) {
+		snprintf(why, whylen, "out of memory");
+		return RD_BROKEN;
+	}
+	if (!rd->tls)
+		return RD_OK;
+
+	*stage = RS_TLS;
+	t0 = rd_now();
+	st = rd_handshake(c, why, whylen);
+	if (st != RD_OK)
+		return st;
+	host->detail_str(result, "tls_version", SSL_get_version(c->ssl));
+	host->detail_num(result, "tls_handshake_ms", rd_now() - t0);
+	*cert_st = rd_cert(c, result, cert_why, cert_whylen);
+	if (*cert_st == HEALTHD_FAIL) {
+		/* No credential goes to a server that failed. */
+		snprintf(why, whylen, "%s", cert_why);
+		return RD_BROKEN;
+	}
+	return RD_OK;
+}
+
 static void rd_check(const struct healthd_host *host, void *instance,
 		     int64_t deadline_ms, struct healthd_result *result)
 {
 	struct rd *rd = instance;
+	struct rd_conn c = {.rd = rd, .deadline = deadline_ms, .fd = -1};
 	int64_t start = host->now_ms();
-	redisContext *c = NULL;
 	redisReply *reply = NULL;
-	const char *stage = "connecting";
-	char why[256] = "", version[64], role[32], num[32], dbs[24];
+	enum rd_stage stage = RS_RESOLVE;
+	enum healthd_status cert_st = HEALTHD_PASS, status;
+	char why[256] = "", cert_why[200] = "", msg[256];
+	char version[64], role[32], num[32], dbs[24];
 	double latency = 0, used = 0, maxmem = 0, t0;
 	int have_info = 0;
 	enum rd_step st;
 
 	host->detail_str(result, "server", rd->label);
-	st = rd_connect(rd, deadline_ms, &c, why, sizeof(why));
+	st = rd_open(&c, result, &stage, &cert_st, cert_why, sizeof(cert_why),
+		     why, sizeof(why));
 	if (st != RD_OK)
 		goto fail;
 
@@ -305,14 +909,15 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		const char *argv[] = {"AUTH", rd->user ? rd->user : rd->password,
 				      rd->password};
 
-		stage = "waiting for AUTH";
-		st = rd_command(rd, c, deadline_ms, &reply, rd->user ? 3 : 2,
-				argv, why, sizeof(why));
+		stage = RS_AUTH;
+		st = rd_command(&c, &reply, rd->user ? 3 : 2, argv, why,
+				sizeof(why));
 		if (st == RD_ERROR) {
 			/* Redis names neither the user nor the password here;
 			 * say it in our words all the same. */
 			snprintf(why, sizeof(why), "authentication failed%s",
-				 strstr(reply->str, "without any password")
+				 reply->str && strstr(reply->str,
+						      "without any password")
 					 ? " (the server has no password set)"
 					 : "");
 			goto fail;
@@ -327,9 +932,8 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		const char *argv[] = {"SELECT", dbs};
 
 		snprintf(dbs, sizeof(dbs), "%ld", rd->db);
-		stage = "waiting for SELECT";
-		st = rd_command(rd, c, deadline_ms, &reply, 2, argv, why,
-				sizeof(why));
+		stage = RS_SELECT;
+		st = rd_command(&c, &reply, 2, argv, why, sizeof(why));
 		if (st == RD_ERROR)
 			rd_reply_reason("SELECT", reply, why, sizeof(why));
 		if (st != RD_OK)
@@ -341,10 +945,9 @@ static void rd_check(const struct healthd_host *host, void *instance,
 	{
 		const char *argv[] = {"PING"};
 
-		stage = "waiting for PING";
+		stage = RS_PING;
 		t0 = rd_now();
-		st = rd_command(rd, c, deadline_ms, &reply, 1, argv, why,
-				sizeof(why));
+		st = rd_command(&c, &reply, 1, argv, why, sizeof(why));
 		latency = rd_now() - t0;
 		if (st == RD_ERROR)
 			rd_reply_reason("PING", reply, why, sizeof(why));
@@ -363,9 +966,8 @@ static void rd_check(const struct healthd_host *host, void *instance,
 	{
 		const char *argv[] = {"INFO"};
 
-		stage = "waiting for INFO";
-		st = rd_command(rd, c, deadline_ms, &reply, 1, argv, why,
-				sizeof(why));
+		stage = RS_INFO;
+		st = rd_command(&c, &reply, 1, argv, why, sizeof(why));
 		if (st == RD_ERROR)
 			rd_reply_reason("INFO", reply, why, sizeof(why));
 		if (st == RD_TIMEOUT || st == RD_BROKEN)
@@ -402,40 +1004,48 @@ static void rd_check(const struct healthd_host *host, void *instance,
 			host->detail_num(result, "memory_ratio", used / maxmem);
 	}
 
+	status = HEALTHD_PASS;
 	if ((rd->role == RD_MASTER && strcmp(role, "master") != 0) ||
-	    (rd->role == RD_REPLICA && strcmp(role, "replica") != 0))
-		host->result(result, HEALTHD_FAIL,
-			     "redis %s: role is %s, expected %s", rd->label, role,
-			     rd->role == RD_MASTER ? "master" : "replica");
-	else if (rd->max_ratio > 0 && maxmem > 0 && used / maxmem > rd->max_ratio)
-		host->result(result, HEALTHD_WARN,
-			     "redis %s: used memory is %.1f%% of maxmemory, "
-			     "above max_memory_ratio",
-			     rd->label, 100.0 * used / maxmem);
-	else if (rd->max_ratio > 0 && maxmem <= 0)
-		host->result(result, HEALTHD_PASS,
-			     "redis %s: PONG in %.1f ms (%s, %s; no maxmemory "
-			     "set, ratio not checked)",
-			     rd->label, latency, role, version);
-	else
-		host->result(result, HEALTHD_PASS,
-			     "redis %s: PONG in %.1f ms (%s, %s)", rd->label,
-			     latency, role, version);
-	freeReplyObject(reply);
-	redisFree(c);
-	return;
+	    (rd->role == RD_REPLICA && strcmp(role, "replica") != 0)) {
+		status = HEALTHD_FAIL;
+		snprintf(msg, sizeof(msg), "role is %s, expected %s", role,
+			 rd->role == RD_MASTER ? "master" : "replica");
+	} else if (rd->max_ratio > 0 && maxmem > 0 &&
+		   used / maxmem > rd->max_ratio) {
+		status = HEALTHD_WARN;
+		snprintf(msg, sizeof(msg), "used memory is %.1f%% of maxmemory, "
+					   "above max_memory_ratio",
+			 100.0 * used / maxmem);
+	} else {
+		snprintf(msg, sizeof(msg), "PONG in %.1f ms (%s, %s%s%s%s)",
+			 latency, role, version, c.ssl ? ", " : "",
+			 c.ssl ? SSL_get_version(c.ssl) : "",
+			 rd->max_ratio > 0 && maxmem <= 0
+				 ? "; no maxmemory set, ratio not checked"
+				 : "");
+	}
+	/* A certificate near its end makes a pass a warn, and says so. */
+	if (cert_st == HEALTHD_WARN && status != HEALTHD_FAIL) {
+		status = HEALTHD_WARN;
+		host->result(result, status, "redis %s: %s; %s", rd->label, msg,
+			     cert_why);
+	} else {
+		host->result(result, status, "redis %s: %s", rd->label, msg);
+	}
+	goto done;
 fail:
 	if (st == RD_TIMEOUT)
 		host->result(result, HEALTHD_FAIL,
 			     "redis %s: timed out after %lld ms %s", rd->label,
-			     (long long)(host->now_ms() - start), stage);
+			     (long long)(host->now_ms() - start),
+			     rd_stage_name[stage]);
 	else
 		host->result(result, HEALTHD_FAIL, "redis %s: %s", rd->label,
 			     why);
+done:
 	if (reply)
 		freeReplyObject(reply);
-	if (c)
-		redisFree(c);
+	rd_close(&c);
 }
 
 static void rd_destroy(void *instance)
@@ -449,9 +1059,10 @@ static void rd_destroy(void *instance)
 	free(rd->user);
 	if (rd->password) {
 		/* Do not leave the password in freed memory. */
-		memset(rd->password, 0, strlen(rd->password));
+		explicit_bzero(rd->password, strlen(rd->password));
 		free(rd->password);
 	}
+	SSL_CTX_free(rd->ctx);
 	free(rd);
 }
 
@@ -520,18 +1131,20 @@ static int rd_parse_url(struct rd *rd, const char *url, char *err,
 
 	if (!strncmp(url, "redis://", 8)) {
 		is_unix = 0;
+		p = url + 8;
+	} else if (!strncmp(url, "rediss://", 9)) {
+		is_unix = 0;
+		rd->tls = 1;
+		p = url + 9;
 	} else if (!strncmp(url, "unix://", 7)) {
 		is_unix = 1;
-	} else if (!strncmp(url, "rediss://", 9)) {
-		snprintf(err, errlen, "url: rediss:// (TLS) is not supported by "
-				      "this build's hiredis");
-		return -EINVAL;
+		p = url + 7;
 	} else {
 		snprintf(err, errlen, "url: expected redis://[user:password@]"
-				      "host[:port][/db] or unix:///path");
+				      "host[:port][/db], rediss://... (TLS) "
+				      "or unix:///path");
 		return -EINVAL;
 	}
-	p = url + (is_unix ? 7 : 8);
 
 	/* user:password@ — the last '@': a password may hold one. */
 	at = strrchr(p, '@');
@@ -566,6 +1179,12 @@ static int rd_parse_url(struct rd *rd, const char *url, char *err,
 		end = p + strcspn(p, "?");
 		if (*p != '/' || end == p + 1) {
 			snprintf(err, errlen, "url: expected unix:///path/to/socket");
+			return -EINVAL;
+		}
+		if ((size_t)(end - p) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			snprintf(err, errlen, "url: the socket path is longer "
+					      "than %zu bytes",
+				 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 			return -EINVAL;
 		}
 		rd->path = strndup(p, (size_t)(end - p));
@@ -604,6 +1223,11 @@ static int rd_parse_url(struct rd *rd, const char *url, char *err,
 	}
 	if (!rd->host_name)
 		return -ENOMEM;
+	if (strlen(rd->host_name) >= NI_MAXHOST) {
+		snprintf(err, errlen, "url: the host name is longer than %d "
+				      "characters", NI_MAXHOST - 1);
+		return -EINVAL;
+	}
 	p = end;
 	rd->port = 6379;
 	if (*p == ':') {
@@ -628,6 +1252,7 @@ static int rd_parse_url(struct rd *rd, const char *url, char *err,
 		snprintf(err, errlen, "url: query parameters are not supported");
 		return -EINVAL;
 	}
+	snprintf(rd->port_text, sizeof(rd->port_text), "%d", rd->port);
 	snprintf(rd->label, sizeof(rd->label),
 		 strchr(rd->host_name, ':') ? "[%s]:%d/%ld" : "%s:%d/%ld",
 		 rd->host_name, rd->port, rd->db);
@@ -637,19 +1262,114 @@ bad_userinfo:
 	return -EINVAL;
 }
 
+/* The TLS context of a rediss:// check: CAs, client certificate. */
+static int rd_create_tls(struct rd *rd, char *err, size_t errlen)
+{
+	const struct healthd_host *host = rd->host;
+	const char *ca_file = host->option(rd->check, "ca_file");
+	const char *cert_file = host->option(rd->check, "cert_file");
+	const char *key_file = host->option(rd->check, "key_file");
+
+	if (host->option_bool(rd->check, "tls_verify", &rd->verify, err,
+			      errlen) < 0 ||
+	    tls_cert_limits(host, rd->check, &rd->lim, err, errlen) < 0)
+		return -EINVAL;
+	if (key_file && key_file[0] && !(cert_file && cert_file[0])) {
+		snprintf(err, errlen, "key_file: needs cert_file");
+		return -EINVAL;
+	}
+	pthread_once(&rd_bio_once, rd_bio_init);
+	rd->ctx = SSL_CTX_new(TLS_client_method());
+	if (!rd->ctx || !rd_bio_method) {
+		snprintf(err, errlen, "cannot set up TLS (out of memory?)");
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	/* Verified all the same, and judged after the handshake. */
+	SSL_CTX_set_verify(rd->ctx, SSL_VERIFY_NONE, NULL);
+	/* A server that closes without close_notify is told as closed. */
+	SSL_CTX_set_options(rd->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_default_passwd_cb(rd->ctx, rd_no_passphrase);
+	rd->name_is_ip = resolve_is_numeric(rd->host_name);
+	if (ca_file && ca_file[0]) {
+		if (access(ca_file, R_OK) != 0) {
+			snprintf(err, errlen, "ca_file: cannot read it (%s)",
+				 strerror(errno));
+			return -EINVAL;
+		}
+		if (SSL_CTX_load_verify_locations(rd->ctx, ca_file, NULL) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen, "ca_file: not a PEM file of CA "
+					      "certificates");
+			return -EINVAL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(rd->ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "cannot load the system's CA "
+				      "certificates");
+		return -EIO;
+	}
+	if (!(cert_file && cert_file[0]))
+		return 0;
+	if (!key_file || !key_file[0])
+		key_file = cert_file;
+	if (access(cert_file, R_OK) != 0) {
+		snprintf(err, errlen, "cert_file: cannot read it (%s)",
+			 strerror(errno));
+		return -EINVAL;
+	}
+	if (access(key_file, R_OK) != 0) {
+		snprintf(err, errlen, "key_file: cannot read it (%s)",
+			 strerror(errno));
+		return -EINVAL;
+	}
+	if (SSL_CTX_use_certificate_chain_file(rd->ctx, cert_file) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "cert_file: not a PEM certificate");
+		return -EINVAL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(rd->ctx, key_file,
+					SSL_FILETYPE_PEM) != 1) {
+		unsigned long e = ERR_peek_last_error();
+
+		ERR_clear_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+		     ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH))
+			snprintf(err, errlen, "key_file: not the key of "
+					      "cert_file");
+		else
+			snprintf(err, errlen, "key_file: not an unencrypted "
+					      "PEM private key");
+		return -EINVAL;
+	}
+	if (SSL_CTX_check_private_key(rd->ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "key_file: not the key of cert_file");
+		return -EINVAL;
+	}
+	rd->has_cert = 1;
+	return 0;
+}
+
 static int rd_create(const struct healthd_host *host,
 		     const struct healthd_check *check, void **instance,
 		     char *err, size_t errlen)
 {
+	/* url is `required`: the core refused the check without it. */
 	const char *url = host->option(check, "url");
 	const char *role = host->option(check, "role");
 	const char *ratio = host->option(check, "max_memory_ratio");
+	static const char *const tls_only[] = {"ca_file", "cert_file",
+					       "key_file"};
 	struct rd *rd;
 	int rc = -EINVAL;
 
 	rd = calloc(1, sizeof(*rd));
-	if (!rd)
+	if (!rd) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	rd->host = host;
 	rd->check = check;
 	rc = rd_parse_url(rd, url, err, errlen);
@@ -680,6 +1400,22 @@ static int rd_create(const struct healthd_host *host,
 			goto fail;
 		}
 	}
+	if (rd->tls) {
+		rc = rd_create_tls(rd, err, errlen);
+		if (rc < 0)
+			goto fail;
+	} else {
+		for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]);
+		     i++) {
+			const char *v = host->option(check, tls_only[i]);
+
+			if (v && v[0]) {
+				snprintf(err, errlen, "%s: needs a rediss:// "
+						      "url", tls_only[i]);
+				goto fail;
+			}
+		}
+	}
 	*instance = rd;
 	return 0;
 fail:
@@ -688,7 +1424,8 @@ fail:
 }
 
 HEALTHD_PLUGIN_DEFINE(.name = "redis",
-		      .description = "Redis: PING, role and memory",
+		      .description = "Redis: PING, role and memory; TLS with "
+				     "certificate expiry",
 		      .options = rd_options, .create = rd_create,
 		      .check = rd_check, .destroy = rd_destroy,
 		      .required = (const char *const[]){"url", NULL});

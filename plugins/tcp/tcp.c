@@ -8,8 +8,7 @@
  *     system's resolver (NSS: /etc/hosts, DNS with the search list) is used
  *     as by every other client, without blocking past the deadline.  A
  *     lookup still running then cannot be stopped: it is left to glibc's
- *     helper thread and freed by a later run once it ends (at most
- *     TCP_LOOKUPS_MAX at a time);
+ *     helper thread and freed by a later run once it ends (resolve.c);
  *   - every address is tried, IPv6 too: a new attempt starts when the
  *     previous one failed or after TCP_STAGGER_MS without an answer, the
  *     earlier ones still in flight (RFC 8305's "happy eyeballs", simplified),
@@ -48,12 +47,12 @@
 
 #include <healthd/plugin.h>
 
+#include "resolve.h"
 #include "tls_cert.h"
 
 #define TCP_READ_CAP 4096    /* expect is looked for in this much */
 #define TCP_MAX_ADDRS 16     /* addresses tried per run */
 #define TCP_STAGGER_MS 250   /* next address after this long unanswered */
-#define TCP_LOOKUPS_MAX 32   /* lookups past their deadline still running */
 
 struct tcp {
 	const struct healthd_host *host;
@@ -130,139 +129,27 @@ static int tcp_left(const struct tcp *t, int64_t deadline)
 
 /* ---- name resolution ---------------------------------------------------- */
 
-struct tcp_lookup {
-	struct gaicb cb; /* first: glibc holds a pointer to it */
-	struct addrinfo hints;
-	char name[NI_MAXHOST];
-	char port[8];
-	struct tcp_lookup *next;
-};
-
-/* Lookups that outlived their run: glibc still writes into them. */
-static struct {
-	pthread_mutex_t lock;
-	struct tcp_lookup *head;
-	size_t n;
-} tcp_lookups = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void tcp_lookup_free(struct tcp_lookup *l)
-{
-	if (l->cb.ar_result)
-		freeaddrinfo(l->cb.ar_result);
-	free(l);
-}
-
-/* Free the left lookups that have ended; how many still run. */
-static size_t tcp_lookups_reap(void)
-{
-	struct tcp_lookup **p, *l;
-	size_t n;
-
-	pthread_mutex_lock(&tcp_lookups.lock);
-	for (p = &tcp_lookups.head; (l = *p);) {
-		if (gai_error(&l->cb) != EAI_INPROGRESS) {
-			*p = l->next;
-			tcp_lookups.n--;
-			tcp_lookup_free(l);
-		} else {
-			p = &l->next;
-		}
-	}
-	n = tcp_lookups.n;
-	pthread_mutex_unlock(&tcp_lookups.lock);
-	return n;
-}
-
-static void tcp_lookup_leave(struct tcp_lookup *l)
-{
-	pthread_mutex_lock(&tcp_lookups.lock);
-	l->next = tcp_lookups.head;
-	tcp_lookups.head = l;
-	tcp_lookups.n++;
-	pthread_mutex_unlock(&tcp_lookups.lock);
-}
-
-/* When the plugin is unloaded: lookups still running stay allocated. */
-__attribute__((destructor)) static void tcp_lookups_free(void)
-{
-	tcp_lookups_reap();
-}
-
-static void tcp_gai_reason(int rc, char *why, size_t whylen)
-{
-	if (rc == EAI_NONAME || rc == EAI_NODATA)
-		snprintf(why, whylen, "host name not found");
-	else if (rc == EAI_AGAIN)
-		snprintf(why, whylen, "host name not resolved: temporary "
-				      "failure in name resolution");
-	else
-		snprintf(why, whylen, "host name not resolved: %s",
-			 gai_strerror(rc));
-}
-
+/* resolve.c does the work; tcp keeps its own phrases. */
 static enum tcp_step tcp_resolve(const struct tcp *t, int64_t deadline,
 				 struct addrinfo **res, char *why,
 				 size_t whylen)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-	struct gaicb *list[1];
-	struct tcp_lookup *l;
-	int rc;
-
-	/* An address needs no lookup and no thread. */
-	if (getaddrinfo(t->host_name, t->port, &hints, res) == 0)
+	switch (resolve_within(t->host_name, t->port, SOCK_STREAM, deadline,
+			       t->host->now_ms, res, why, whylen)) {
+	case RESOLVE_OK:
 		return TCP_OK;
-	if (tcp_lookups_reap() >= TCP_LOOKUPS_MAX) {
-		snprintf(why, whylen, "host name not resolved: %d earlier "
-				      "lookups are still running",
-			 TCP_LOOKUPS_MAX);
+	case RESOLVE_TIMEOUT:
+		return TCP_TIMEOUT;
+	case RESOLVE_NONAME:
+		snprintf(why, whylen, "host name not found");
 		return TCP_FAILED;
-	}
-	l = calloc(1, sizeof(*l));
-	if (!l) {
-		snprintf(why, whylen, "out of memory");
+	case RESOLVE_AGAIN:
+		snprintf(why, whylen, "host name not resolved: temporary "
+				      "failure in name resolution");
 		return TCP_FAILED;
+	default:
+		return TCP_FAILED; /* why says what */
 	}
-	snprintf(l->name, sizeof(l->name), "%s", t->host_name);
-	snprintf(l->port, sizeof(l->port), "%s", t->port);
-	l->hints = hints;
-	l->hints.ai_flags = AI_NUMERICSERV;
-	l->cb.ar_name = l->name;
-	l->cb.ar_service = l->port;
-	l->cb.ar_request = &l->hints;
-	list[0] = &l->cb;
-	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-	if (rc != 0) {
-		tcp_gai_reason(rc, why, whylen);
-		free(l);
-		return TCP_FAILED;
-	}
-	while ((rc = gai_error(&l->cb)) == EAI_INPROGRESS) {
-		int left = tcp_left(t, deadline);
-		struct timespec ts = {.tv_sec = left / 1000,
-				      .tv_nsec = (long)(left % 1000) * 1000000};
-
-		if (left == 0) {
-			rc = gai_cancel(&l->cb);
-			if (rc == EAI_NOTCANCELED)
-				tcp_lookup_leave(l);
-			else
-				tcp_lookup_free(l); /* never started, or done */
-			return TCP_TIMEOUT;
-		}
-		gai_suspend((const struct gaicb *const *)list, 1, &ts);
-	}
-	if (rc != 0) {
-		tcp_gai_reason(rc, why, whylen);
-		tcp_lookup_free(l);
-		return TCP_FAILED;
-	}
-	*res = l->cb.ar_result;
-	l->cb.ar_result = NULL;
-	tcp_lookup_free(l);
-	return TCP_OK;
 }
 
 /* ---- connecting ---------------------------------------------------------- */

@@ -315,15 +315,21 @@ class Postgres(Server):
 
     standby=True leaves the cluster in recovery (standby.signal, no primary)
     so pg_is_in_recovery() is true and it answers read-only queries.
+
+    ssl={"cert": PEM, "key": PEM} serves TLS on .port too (ssl=on; plain
+    connections still accepted); with "ca": PEM and "cert_user": NAME, the
+    role NAME logs in over TLS by client certificate only (pg_hba `cert`:
+    a certificate issued by that CA, CN=NAME).
     """
 
     name = "postgres"
 
     def __init__(self, user="healthd", password="pg-Secr3t-pw-4711",
-                 dbname="app", standby=False):
+                 dbname="app", standby=False, ssl=None):
         super().__init__()
         self.user, self.password, self.dbname = user, password, dbname
         self.standby = standby
+        self.ssl = dict(ssl or {})
         self.data = os.path.join(self.dir, "data")
         self.sockdir = os.path.join(self.dir, "sock")
         self.initialised = False
@@ -371,16 +377,45 @@ class Postgres(Server):
             raise RuntimeError(f"psql failed: {p.stderr}")
         return p.stdout.strip()
 
+    def _ssl_setup(self):
+        """The server's copies of the TLS files (owned by it, 0600: the
+        server refuses a key others can read) and the `cert` line first in
+        pg_hba.conf.  Returns the -c options."""
+        opts = ["-c", "ssl=on"]
+        for k, conf in (("cert", "ssl_cert_file"), ("key", "ssl_key_file"),
+                        ("ca", "ssl_ca_file")):
+            if k not in self.ssl:
+                continue
+            dst = os.path.join(self.dir, f"server-{k}.pem")
+            shutil.copyfile(self.ssl[k], dst)
+            os.chmod(dst, 0o600)
+            if self.run_as:
+                os.chown(dst, self.run_as["user"], self.run_as["group"])
+            opts += ["-c", f"{conf}={dst}"]
+        if self.ssl.get("cert_user"):
+            hba = os.path.join(self.data, "pg_hba.conf")
+            with open(hba) as f:
+                text = f.read()
+            with open(hba, "w") as f:
+                f.write(f"hostssl all {self.ssl['cert_user']} 127.0.0.1/32 "
+                        f"cert\n" + text)
+        return opts
+
     def start(self):
+        ssl_opts = []
         if not self.initialised:
             self._pg("initdb", "-D", self.data, "-U", "postgres",
                      "--auth-local=trust", "--auth-host=scram-sha-256",
                      "-E", "UTF8", "--no-sync")
+        if self.ssl:
+            ssl_opts = self._ssl_setup() if not self.initialised else \
+                self._ssl_opts
+            self._ssl_opts = ssl_opts
         self._spawn([os.path.join(PG_BIN, "postgres"), "-D", self.data,
                      "-k", self.sockdir, "-p", str(self.port),
                      "-c", "listen_addresses=127.0.0.1",
                      "-c", "fsync=off", "-c", "max_connections=30",
-                     "-c", "shared_buffers=16MB"],
+                     "-c", "shared_buffers=16MB", *ssl_opts],
                     "postgres.log", cwd=self.dir, **self.run_as)
 
         def ready():
@@ -392,6 +427,8 @@ class Postgres(Server):
             self.psql(f"CREATE ROLE {self.user} LOGIN PASSWORD "
                       f"'{self.password}'")
             self.psql(f"CREATE DATABASE {self.dbname} OWNER {self.user}")
+            if self.ssl.get("cert_user"):
+                self.psql(f"CREATE ROLE {self.ssl['cert_user']} LOGIN")
             if self.standby:
                 # A clean shutdown, then recovery with no primary: the
                 # server is consistent at once and serves read-only.
@@ -414,33 +451,45 @@ class Redis(Server):
     password: `requirepass` (the default user's password); acl_users:
     {name: password} users with every permission, or {name: (password,
     "rules")} with ACL rules of your own; maxmemory: e.g. "64mb";
-    replica_of: another Redis (its password is used as masterauth).
+    replica_of: another Redis (its password is used as masterauth);
+    tls: {"cert": PEM, "key": PEM, "ca": PEM, "auth_clients": "no" |
+    "yes" | "optional"} serves TLS only on .port (url is rediss://; the
+    unix socket stays plain).
     """
 
     name = "redis"
 
     def __init__(self, password=None, acl_users=None, maxmemory=None,
-                 replica_of=None, extra_config=()):
+                 replica_of=None, extra_config=(), tls=None):
         super().__init__()
         self.password = password
         self.acl_users = acl_users or {}
         self.maxmemory = maxmemory
         self.replica_of = replica_of
         self.extra_config = list(extra_config)
+        self.tls = tls
         self.socket = os.path.join(self.dir, "redis.sock")
 
     @property
     def url(self):
         return self.url_for(None, self.password)
 
-    def url_for(self, user=None, password=None, db=0):
+    def url_for(self, user=None, password=None, db=0, host="127.0.0.1"):
         auth = ""
         if password is not None:
             auth = f"{user or ''}:{password}@"
-        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{host}:{self.port}/{db}"
 
     def _config(self):
-        lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}",
+        port = [f"port {self.port}"]
+        if self.tls:
+            port = ["port 0", f"tls-port {self.port}",
+                    f"tls-cert-file {self.tls['cert']}",
+                    f"tls-key-file {self.tls['key']}",
+                    f"tls-ca-cert-file {self.tls['ca']}",
+                    f"tls-auth-clients {self.tls.get('auth_clients', 'no')}"]
+        lines = port + ["bind 127.0.0.1", f"dir {self.dir}",
                  "daemonize no", 'save ""', "appendonly no",
                  f"unixsocket {self.socket}", "unixsocketperm 700",
                  f"logfile {os.path.join(self.dir, 'redis.log')}"]
@@ -484,6 +533,8 @@ class Redis(Server):
             self._check_alive()
             try:
                 with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                    if self.tls:  # listening; PING over the unix socket
+                        return b"PONG" in self.command("PING")
                     s.sendall(b"PING\r\n")
                     return bool(s.recv(64))
             except OSError:
@@ -682,3 +733,215 @@ def start_dnsmasq(records=(), local="test"):
     except BaseException:
         srv.close()
         raise
+
+
+def namespaces_usable():
+    """A private mount namespace (root, unshare) to bind-mount our own
+    /etc/hosts or /etc/resolv.conf for one healthd-plugin-run."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-m", "true"],
+                          capture_output=True).returncode == 0
+
+
+def run_plugin_with_files(plugin, files, options=(), timeout_ms=2000,
+                          wall_timeout=30):
+    """run_plugin() with `files` ({path: our copy}, e.g. /etc/resolv.conf)
+    bind-mounted over the system's in a private mount namespace of its own
+    (needs namespaces_usable()).  Returns (result, stderr, wall_ms)."""
+    items = options.items() if isinstance(options, dict) else options
+    mounts = "".join(f'mount --bind "{src}" "{dst}" && '
+                     for dst, src in files.items())
+    args = ["unshare", "-m", "sh", "-c", mounts + 'exec "$@"', "sh",
+            PLUGIN_RUN, plugin, "--timeout-ms", str(timeout_ms)]
+    if PLUGIN_DIR:
+        args += ["--dir", PLUGIN_DIR]
+    args += [f"{k}={v}" for k, v in items]
+    t0 = time.monotonic()
+    p = subprocess.run(args, capture_output=True, text=True, env=CLEAN_ENV,
+                       timeout=wall_timeout)
+    wall_ms = (time.monotonic() - t0) * 1000
+    if p.returncode == 2:
+        return None, p.stdout + p.stderr, wall_ms
+    if p.returncode != 0:
+        raise RuntimeError(f"healthd-plugin-run exited {p.returncode}: {p.stderr}")
+    return json.loads(p.stdout), p.stderr, wall_ms
+
+
+def dns_relay(upstream=None):
+    """A nameserver for a private /etc/resolv.conf, which has no port: UDP
+    port 53 of a random 127.x.y.53 (needs root), relaying each query to
+    `upstream` (host, port) — e.g. start_dnsmasq()'s — or, without one,
+    never answering.  Returns it: .address, .queries (how many came),
+    .resolv_conf (the file's text), close(); a context manager."""
+    import random
+    import threading
+
+    class Relay:
+        def __init__(self):
+            for _ in range(20):
+                ip = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.53"
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    self.sock.bind((ip, 53))
+                    break
+                except OSError as e:
+                    self.sock.close()
+                    err = e
+            else:
+                raise unittest.SkipTest(f"cannot bind a 127.x.y.53:53: {err}")
+            self.address = ip
+            self.queries = 0
+            self.resolv_conf = (f"nameserver {ip}\n"
+                                "options timeout:5 attempts:1\n")
+            self.sock.settimeout(0.1)
+            self.stopping = False
+            threading.Thread(target=self._serve, daemon=True).start()
+
+        def _serve(self):
+            while not self.stopping:
+                try:
+                    data, peer = self.sock.recvfrom(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                self.queries += 1
+                if upstream:
+                    threading.Thread(target=self._relay, args=(data, peer),
+                                     daemon=True).start()
+
+        def _relay(self, data, peer):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.settimeout(5)
+                try:
+                    u.sendto(data, upstream)
+                    self.sock.sendto(u.recv(4096), peer)
+                except OSError:
+                    pass
+
+        def close(self):
+            self.stopping = True
+            time.sleep(0.15)
+            self.sock.close()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    return Relay()
+
+
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = shutil.which("mariadb-install-db") or \
+    "/usr/bin/mariadb-install-db"
+MARIADB_CLIENT = shutil.which("mariadb") or "/usr/bin/mariadb"
+
+
+class MariaDB(Server):
+    """A MariaDB server (Debian's mariadb-server binaries, no system
+    service): root with no password over its unix socket (`sql()`), and
+    `user` with `password` owning database `dbname`, from 127.0.0.1 and
+    over the socket.
+
+    tls=(cert, key) serves TLS with that certificate and key (PEM; copied
+    into the server's dir).  Run as user `mysql` when root.
+
+        with servers.MariaDB() as db:
+            db.url        # mysql://healthd:...@127.0.0.1:N/app
+            db.dsn        # host=127.0.0.1 port=N user=healthd password=... dbname=app
+            db.socket     # its unix socket
+            db.sql("SET GLOBAL read_only=1")
+    """
+
+    name = "mariadb"
+
+    def __init__(self, user="healthd", password="my-Secr3t-pw-8812",
+                 dbname="app", tls=None):
+        super().__init__()
+        self.user, self.password, self.dbname = user, password, dbname
+        self.data = os.path.join(self.dir, "data")
+        self.socket = os.path.join(self.dir, "mysqld.sock")
+        self.initialised = False
+        self.run_as = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("mysql")
+            self.run_as = {"user": pw.pw_uid, "group": pw.pw_gid,
+                           "extra_groups": []}
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.tls = None
+        if tls:
+            self.tls = []
+            for src, name in zip(tls, ("server-cert.pem", "server-key.pem")):
+                dst = os.path.join(self.dir, name)
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o600)
+                if self.run_as:
+                    os.chown(dst, self.run_as["user"], self.run_as["group"])
+                self.tls.append(dst)
+
+    @property
+    def url(self):
+        return (f"mysql://{self.user}:{self.password}@127.0.0.1:"
+                f"{self.port}/{self.dbname}")
+
+    @property
+    def dsn(self):
+        return self.dsn_with()
+
+    def dsn_with(self, **kw):
+        """The key=value form with some fields replaced (None: left out)."""
+        f = {"host": "127.0.0.1", "port": self.port, "user": self.user,
+             "password": self.password, "dbname": self.dbname}
+        f.update(kw)
+        return " ".join(f"{k}={v}" for k, v in f.items() if v is not None)
+
+    def sql(self, sql, check=True):
+        """Run SQL as root over the unix socket; returns stdout (tab-
+        separated rows, no column names)."""
+        p = subprocess.run([MARIADB_CLIENT, "--no-defaults", "-uroot",
+                            f"--socket={self.socket}", "-N", "-B",
+                            "--connect-timeout=5", "-e", sql],
+                           capture_output=True, text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"mariadb failed: {p.stderr}")
+        return p.stdout.strip()
+
+    def start(self):
+        if not self.initialised:
+            subprocess.run([MARIADB_INSTALL_DB, "--no-defaults",
+                            f"--datadir={self.data}",
+                            "--auth-root-authentication-method=normal",
+                            "--skip-test-db", "--skip-name-resolve",
+                            "--innodb-buffer-pool-size=16M",
+                            "--innodb-log-file-size=8M"],
+                           capture_output=True, text=True, cwd=self.dir,
+                           check=True, timeout=300, **self.run_as)
+        args = [MARIADBD, "--no-defaults", f"--datadir={self.data}",
+                f"--socket={self.socket}", f"--port={self.port}",
+                "--bind-address=127.0.0.1", "--skip-name-resolve",
+                f"--pid-file={os.path.join(self.dir, 'mariadbd.pid')}",
+                f"--log-error={os.path.join(self.dir, 'mariadb.log')}",
+                "--skip-log-bin", "--innodb-buffer-pool-size=16M",
+                "--innodb-log-file-size=8M",
+                "--innodb-flush-log-at-trx-commit=0", "--max-connections=50",
+                "--performance-schema=OFF"]
+        if self.tls:
+            args += [f"--ssl-cert={self.tls[0]}", f"--ssl-key={self.tls[1]}"]
+        self._spawn(args, "mariadbd-stdout.log", cwd=self.dir, **self.run_as)
+
+        def ready():
+            self._check_alive()
+            return self.sql("SELECT 1", check=False) == "1"
+        wait_until(ready, 60, "mariadb to accept connections")
+        if not self.initialised:
+            self.initialised = True
+            u, pw = self.user, self.password
+            self.sql(f"CREATE DATABASE {self.dbname}; "
+                     f"CREATE USER '{u}'@'127.0.0.1' IDENTIFIED BY '{pw}'; "
+                     f"CREATE USER '{u}'@'localhost' IDENTIFIED BY '{pw}'; "
+                     f"GRANT ALL ON {self.dbname}.* TO '{u}'@'127.0.0.1'; "
+                     f"GRANT ALL ON {self.dbname}.* TO '{u}'@'localhost'")
+        return self

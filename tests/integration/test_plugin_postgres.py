@@ -271,8 +271,10 @@ class PostgresPlugin(PluginTestCase):
 
     def test_daemon_persistent_reconnects_and_hides_the_password(self):
         with Postgres() as pg:
-            checks = [harness.check("db", plugin="postgres", interval="300ms",
-                                    timeout="300ms", failure_threshold=1,
+            # A timeout roomy enough for a loaded machine under ASan: the
+            # point is that a dead kept connection costs no failed run.
+            checks = [harness.check("db", plugin="postgres", interval="600ms",
+                                    timeout="600ms", failure_threshold=1,
                                     options={"dsn": pg.url, "mode": "persistent"})]
             with harness.Daemon(checks=checks) as d:
                 # /checks/db: 200 when the check passes, 503 when it fails.

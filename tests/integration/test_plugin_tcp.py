@@ -20,7 +20,7 @@ import time
 import unittest
 
 import servers
-from servers import PluginTestCase, free_port
+from servers import PluginTestCase, free_port, namespaces_usable
 
 SECRET = "tcp-Secr3t-pw-2236"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -190,15 +190,6 @@ def close_all(*socks):
         s.close()
 
 
-def namespaces_usable():
-    """A private mount namespace (root, unshare) to bind-mount our own
-    /etc/hosts or /etc/resolv.conf for one healthd-plugin-run."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    return subprocess.run(["unshare", "-m", "true"],
-                          capture_output=True).returncode == 0
-
-
 class TcpPlugin(PluginTestCase):
     plugin = "tcp"
 
@@ -355,21 +346,12 @@ class TcpPlugin(PluginTestCase):
     def run_with_files(self, files, options, timeout_ms=2000):
         """healthd-plugin-run with `files` ({path: our copy}) bind-mounted
         over the system's, in a private mount namespace."""
-        import json
         if not namespaces_usable():
             self.skipTest("needs root and unshare for a private /etc")
-        mounts = "".join(f'mount --bind "{src}" "{dst}" && '
-                         for dst, src in files.items())
-        args = ["unshare", "-m", "sh", "-c", mounts + 'exec "$@"', "sh",
-                servers.PLUGIN_RUN, self.plugin, "--timeout-ms",
-                str(timeout_ms)]
-        if servers.PLUGIN_DIR:
-            args += ["--dir", servers.PLUGIN_DIR]
-        args += [f"{k}={v}" for k, v in options.items()]
-        p = subprocess.run(args, capture_output=True, text=True,
-                           env=servers.CLEAN_ENV, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return json.loads(p.stdout)
+        r, stderr, _ = servers.run_plugin_with_files(self.plugin, files,
+                                                     options, timeout_ms)
+        self.assertIsNotNone(r, stderr)
+        return r
 
     def temp_file(self, text):
         f = tempfile.NamedTemporaryFile("w", prefix="healthd-etc-",
