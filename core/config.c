@@ -425,6 +425,13 @@ const char *config_map_path(const char *path, char *buf, size_t len)
 	return path;
 }
 
+static int (*read_hook)(const char *path);
+
+void config_set_open(int (*open_file)(const char *path))
+{
+	read_hook = open_file;
+}
+
 /* A small regular text file, whole, with one trailing newline dropped.
  * Its bytes as read are folded into *hash unless it is NULL.  Messages name
  * the path (and where it was mapped to), never the content. */
@@ -442,7 +449,8 @@ static int read_small_file(const char *path, struct buf *out, uint64_t *hash,
 		path = shown;
 	}
 	/* O_NONBLOCK: opening a FIFO must not hang a reload. */
-	fd = open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	fd = read_hook ? read_hook(from)
+		       : open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 			strerror_r(errno, eb, sizeof(eb)));
@@ -1862,6 +1870,7 @@ static int details_load(struct ctx *c, const struct node *root,
 	struct buf token = {0};
 	struct at a, file;
 	char eb[512], *path = NULL;
+	bool expanded;
 	int v;
 
 	if (map_get(root, "details", "details", &a)) {
@@ -1883,12 +1892,21 @@ static int details_load(struct ctx *c, const struct node *root,
 		free(path);
 		return 0;
 	}
+	/* A path an expansion made may hold a secret: such a path is named
+	 * as typed (fuzz_config found it in the message). */
+	expanded = strstr(file.val->text, "${") != NULL;
 	if (input_read(c->cfg, path, &token, eb, sizeof(eb)) < 0) {
-		at_fail(c, &file, "%s", eb);
+		if (expanded)
+			at_bad(c, &file, "cannot be read");
+		else
+			at_fail(c, &file, "%s", eb);
 		goto fail;
 	}
 	if (!token.len) {
-		at_fail(c, &file, "%s is empty", path);
+		if (expanded)
+			at_bad(c, &file, "is empty");
+		else
+			at_fail(c, &file, "%s is empty", path);
 		goto fail;
 	}
 	cfg->details_token = token.p;
@@ -2026,8 +2044,10 @@ static int config_read(struct ctx *c, struct buf *text)
 	return rc;
 }
 
-/* Load `path` into *out; `c` says whether to stop at the first error. */
-static int load(struct ctx *c, const char *path, struct config **out)
+/* Load `path` into *out, or `data` as if read from it; `c` says whether
+ * to stop at the first error. */
+static int load(struct ctx *c, const char *path, const char *data,
+		size_t len, struct config **out)
 {
 	struct config *cfg = NULL;
 	struct node *root = NULL;
@@ -2036,8 +2056,13 @@ static int load(struct ctx *c, const char *path, struct config **out)
 
 	*out = NULL;
 	snprintf(c->err, c->errlen, "%s", "");
-	if (config_read(c, &text) < 0 ||
-	    tree_load(c, text.p, text.len, &root) < 0)
+	if (data)
+		rc = buf_add(&text, "", 0) < 0 || buf_add(&text, data, len) < 0
+			     ? ctx_oom(c)
+			     : 0;
+	else
+		rc = config_read(c, &text);
+	if (rc < 0 || tree_load(c, text.p, text.len, &root) < 0)
 		goto fail;
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || defaults_set(cfg, path) < 0) {
@@ -2076,7 +2101,15 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
 	struct ctx c = {.path = path, .err = err, .errlen = errlen};
 
-	return load(&c, path, out);
+	return load(&c, path, NULL, 0, out);
+}
+
+int config_load_text(const char *path, const char *text, size_t len,
+		     struct config **out, char *err, size_t errlen)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+
+	return load(&c, path, text, len, out);
 }
 
 int config_load_all(const char *path, struct config **out,
@@ -2086,7 +2119,7 @@ int config_load_all(const char *path, struct config **out,
 	struct ctx c = {.path = path, .err = err, .errlen = sizeof(err),
 			.problems = problems};
 
-	return load(&c, path, out);
+	return load(&c, path, NULL, 0, out);
 }
 
 int config_problems_add(struct config_problems *p, const char *file,

@@ -126,6 +126,15 @@ void config_changed_files(const struct config *old, const struct config *cfg,
  * HEALTHD_LISTEN.  Returns 0 and *out, or -1 with a message in err. */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
 
+/* config_load() of `text` as if read from `path` (which names it in
+ * messages): the fuzzer's way in (tests/fuzz/fuzz_config.c). */
+int config_load_text(const char *path, const char *text, size_t len,
+		     struct config **out, char *err, size_t errlen);
+/* Open the files ${file:} and details_token_file read with `open_file`
+ * (a descriptor, or -1 with errno) rather than open(2); NULL: open(2).
+ * For the fuzzer, which must never touch the disk; set before loading. */
+void config_set_open(int (*open_file)(const char *path));
+
 /* What a validation found (--check-config): every error it could. */
 struct config_problem {
 	char *text;    /* "FILE:LINE:COL: message", as config_load() says it */

@@ -19,13 +19,14 @@
 #include "page.h"
 #include "render.h"
 
-#define REQUEST_ID_MAX 128
 #define EXCLUDE_MAX 64
 /* Per-connection memory: the request line and headers must fit.  Probes
- * send a few hundred bytes; 8 KiB leaves room for a long bearer token and
- * proxy headers, and libmicrohttpd clears the pool per request, so it is
- * not made larger than that (bench/README.md). */
-#define HTTP_CONNECTION_MEMORY 8192
+ * send a few hundred bytes; HTTP_HEADERS_MAX (8 KiB) leaves room for a
+ * long bearer token and proxy headers.  libmicrohttpd clears the pool per
+ * request, so it is kept small (bench/README.md), but twice that: a request
+ * over our limit still fits and gets our 431, with our headers, rather than
+ * libmicrohttpd's own page (which a request past the pool still gets). */
+#define HTTP_CONNECTION_MEMORY (3 * HTTP_HEADERS_MAX)
 /* How long a stopping server waits for requests in flight. */
 #define HTTP_FINISH_MS 1000
 
@@ -63,107 +64,55 @@ static void release_snapshot(void *cls)
 	snapshot_unref(cls);
 }
 
-/* A client's X-Request-ID is echoed only when it is short and printable, so
- * it cannot inject headers or bloat responses. */
-static bool request_id_ok(const char *id)
+static int hexval(char c)
 {
-	size_t n = 0;
-
-	for (; id[n]; n++)
-		if (n >= REQUEST_ID_MAX || id[n] <= ' ' || id[n] > '~')
-			return false;
-	return n > 0;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
-/* Who owns a body's bytes. */
+/* Who owns a response's bytes. */
 enum owner {
-	OWNER_SNAPSHOT, /* the snapshot: the response holds a reference */
 	OWNER_HTTP,     /* struct http, for its whole life */
-	OWNER_RESPONSE, /* malloc'd for this request; MHD frees it */
+	OWNER_SNAPSHOT, /* the snapshot: the response holds a reference */
+	OWNER_RESPONSE, /* malloc'd for this request */
 };
 
-/* Headers beyond those every response gets. */
-struct extra {
-	bool vary_accept; /* the body depends on Accept */
-	const char *csp;  /* an HTML page's Content-Security-Policy */
-};
-
-static enum MHD_Result reply_ex(struct http *h, struct MHD_Connection *conn,
-				struct snapshot *snap, enum owner owner,
-				const char *text, size_t len, int code,
-				const char *content_type, const struct extra *x)
+static void answer_body(struct http_answer *a, struct snapshot *snap,
+			const char *text, size_t len, int code,
+			const char *content_type)
 {
-	struct MHD_Response *r;
-	char generated[32];
-	const char *id;
-	enum MHD_Result ret;
-
-	if (owner == OWNER_SNAPSHOT)
-		r = MHD_create_response_from_buffer_with_free_callback_cls(
-			len, (void *)text, release_snapshot, snapshot_ref(snap));
-	else
-		r = MHD_create_response_from_buffer(
-			len, (void *)text,
-			owner == OWNER_HTTP ? MHD_RESPMEM_PERSISTENT
-					    : MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		if (owner == OWNER_SNAPSHOT)
-			snapshot_unref(snap);
-		else if (owner == OWNER_RESPONSE)
-			free((void *)text);
-		return MHD_NO;
-	}
-	id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
-	if (!id || !request_id_ok(id)) {
-		uint64_t n = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
-		snprintf(generated, sizeof(generated), "%08x-%012llx",
-			 h->id_prefix, (unsigned long long)n);
-		id = generated;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Request-ID", id);
-	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	/* Bodies carry what plugins say: never sniffed into HTML. */
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (x && x->vary_accept)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
-	if (x && x->csp) {
-		MHD_add_response_header(r, "Content-Security-Policy", x->csp);
-		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	}
-	ret = MHD_queue_response(conn, (unsigned int)code, r);
-	MHD_destroy_response(r);
-	return ret;
+	a->owner = snap ? OWNER_SNAPSHOT : OWNER_HTTP;
+	a->snap = snap ? snapshot_ref(snap) : NULL;
+	a->text = text;
+	a->len = len;
+	a->code = code;
+	a->content_type = content_type;
 }
 
-static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn,
-			     struct snapshot *snap, enum owner owner,
-			     const char *text, size_t len, int code,
-			     const char *content_type)
+static void answer_stored(struct http_answer *a, struct snapshot *snap,
+			  const struct body *b, const char *content_type)
 {
-	return reply_ex(h, conn, snap, owner, text, len, code, content_type,
-			NULL);
+	answer_body(a, snap, b->text, b->len, b->code, content_type);
 }
 
-static enum MHD_Result reply_body(struct http *h, struct MHD_Connection *conn,
-				  struct snapshot *snap, const struct body *b,
-				  const char *content_type)
-{
-	return reply(h, conn, snap, snap ? OWNER_SNAPSHOT : OWNER_HTTP, b->text,
-		     b->len, b->code, content_type);
-}
-
-/* `code` is read only here, after the renderer that sets it has run. */
-static enum MHD_Result reply_text(struct http *h, struct MHD_Connection *conn,
-				  char *text, const int *code,
-				  const char *content_type)
+/* `code` is read only here, after the renderer that sets it has run.
+ * Returns -1 when the renderer ran out of memory. */
+static int answer_text(struct http_answer *a, char *text, const int *code,
+		       const char *content_type)
 {
 	if (!text)
-		return MHD_NO;
-	return reply(h, conn, NULL, OWNER_RESPONSE, text, strlen(text), *code,
-		     content_type);
+		return -1;
+	a->owner = OWNER_RESPONSE;
+	a->text = text;
+	a->len = strlen(text);
+	a->code = *code;
+	a->content_type = content_type;
+	return 0;
 }
 
 /* Constant time in the token's length, so a probe of the token learns
@@ -179,7 +128,7 @@ static bool token_matches(const char *given, const char *want)
 }
 
 static enum snapshot_detail detail_for(const struct snapshot *s,
-				       struct MHD_Connection *conn)
+				       const struct http_request *rq)
 {
 	const char *auth;
 
@@ -189,8 +138,7 @@ static enum snapshot_detail detail_for(const struct snapshot *s,
 	case DETAILS_HIDDEN:
 		return SNAPSHOT_REDACTED;
 	default:
-		auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						   MHD_HTTP_HEADER_AUTHORIZATION);
+		auth = rq->header(rq->ctx, MHD_HTTP_HEADER_AUTHORIZATION);
 		if (auth && s->token && strncasecmp(auth, "Bearer ", 7) == 0 &&
 		    token_matches(auth + 7, s->token))
 			return SNAPSHOT_PUBLIC;
@@ -204,20 +152,18 @@ struct excludes {
 	bool too_many;
 };
 
-static enum MHD_Result collect_exclude(void *cls, enum MHD_ValueKind kind,
-				       const char *key, const char *value)
+static bool collect_exclude(void *arg, const char *value)
 {
-	struct excludes *ex = cls;
+	struct excludes *ex = arg;
 
-	(void)kind;
-	if (strcmp(key, "exclude") != 0 || !value)
-		return MHD_YES;
+	if (!value)
+		return true;
 	if (ex->n == EXCLUDE_MAX) {
 		ex->too_many = true;
-		return MHD_NO;
+		return false;
 	}
 	ex->names[ex->n++] = value;
-	return MHD_YES;
+	return true;
 }
 
 enum answer { ANSWER_JSON, ANSWER_HEALTH_JSON, ANSWER_HTML };
@@ -234,12 +180,10 @@ static const char *first_of(const char *a, const char *b)
  * JSON otherwise: the kubelet, curl and Prometheus send star-slash-star or
  * nothing.  Quality values are not weighed; a type refused with q=0 is not
  * taken. */
-static enum answer negotiate(struct MHD_Connection *conn)
+static enum answer negotiate(const struct http_request *rq)
 {
-	const char *accept =
-		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	const char *format =
-		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+	const char *accept = rq->header(rq->ctx, MHD_HTTP_HEADER_ACCEPT);
+	const char *format = rq->query(rq->ctx, "format");
 	const char *html, *json, *end;
 
 	if (format && !strcmp(format, "json"))
@@ -266,23 +210,18 @@ static const char html_type[] = "text/html; charset=utf-8";
 static const char health_json_type[] = "application/health+json";
 static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
-static enum MHD_Result reply_not_found(struct http *h,
-				       struct MHD_Connection *conn,
-				       const char *what)
+static int answer_error(struct http_answer *a, int code, const char *what)
 {
-	int code = 404;
-
-	return reply_text(h, conn, render_error(404, what), &code, json_type);
+	return answer_text(a, render_error(code, what), &code, json_type);
 }
 
 /* The status page is rendered per request: it counts ages from now, and
  * its Content-Security-Policy allows one <style> by a nonce of its own. */
-static enum MHD_Result reply_page(struct http *h, struct MHD_Connection *conn,
-				  struct snapshot *s, bool redact)
+static int answer_page(struct http *h, struct http_answer *a,
+		       struct snapshot *s, bool redact)
 {
 	unsigned char rnd[16];
-	char nonce[2 * sizeof(rnd) + 1], csp[256];
-	struct extra x = {.vary_accept = true, .csp = csp};
+	char nonce[2 * sizeof(rnd) + 1];
 	int code;
 	char *text;
 
@@ -290,64 +229,79 @@ static enum MHD_Result reply_page(struct http *h, struct MHD_Connection *conn,
 	 * nonce is a second line of defence behind escaping, so the clock
 	 * and a counter do then. */
 	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-		uint64_t a = (uint64_t)clock_mono_ms() ^ h->id_prefix,
-			 b = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
-		memcpy(rnd, &a, sizeof(a));
-		memcpy(rnd + sizeof(a), &b, sizeof(b));
+		uint64_t x = (uint64_t)clock_mono_ms() ^ h->id_prefix,
+			 y = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
+		memcpy(rnd, &x, sizeof(x));
+		memcpy(rnd + sizeof(x), &y, sizeof(y));
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(csp, sizeof(csp),
+	snprintf(a->csp, sizeof(a->csp),
 		 "default-src 'none'; style-src 'nonce-%s'; base-uri 'none'; "
 		 "form-action 'none'; frame-ancestors 'none'",
 		 nonce);
+	a->vary_accept = true;
 	text = render_page(&s->view, redact, clock_wall_ms(), s->base_path,
 			   nonce, &code);
-	if (!text)
-		return MHD_NO;
-	return reply_ex(h, conn, NULL, OWNER_RESPONSE, text, strlen(text), code,
-			html_type, &x);
+	return answer_text(a, text, &code, html_type);
 }
 
-static enum MHD_Result reply_check(struct http *h, struct MHD_Connection *conn,
-				   struct snapshot *s, const char *name)
+/* A check's name as a path holds no control character: libmicrohttpd
+ * decodes the path, and "a%00x" must not answer for "a" (the unescape
+ * callback keeps such escapes; this is the second line). */
+static bool name_ok(const char *name, size_t len)
 {
-	const struct body *b = snapshot_check(s, name, detail_for(s, conn));
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7F)
+			return false;
+	return len > 0;
+}
+
+static int answer_check(struct http_answer *a, struct snapshot *s,
+			const struct http_request *rq, const char *name)
+{
+	const struct body *b = name_ok(name, strlen(name))
+				       ? snapshot_check(s, name, detail_for(s, rq))
+				       : NULL;
 
 	if (!b)
-		return reply_not_found(h, conn, "no such check");
-	return reply_body(h, conn, s, b, json_type);
+		return answer_error(a, 404, "no such check");
+	answer_stored(a, s, b, json_type);
+	return 0;
 }
 
 /* NAME/history: copied from the check under the scheduler's lock, and
  * rendered per request (results arrive between snapshots). */
-static enum MHD_Result reply_history(struct http *h, struct MHD_Connection *conn,
-				     struct snapshot *s, const char *path)
+static int answer_history(struct http *h, struct http_answer *a,
+			  struct snapshot *s, const struct http_request *rq,
+			  const char *path)
 {
 	const char *slash = strchr(path, '/');
+	size_t len = (size_t)(slash - path);
 	char name[512];
 	struct history hist;
 	int code;
 	char *text;
 
-	if (strcmp(slash, "/history") != 0 || (size_t)(slash - path) >= sizeof(name))
-		return reply_not_found(h, conn, "not found");
-	memcpy(name, path, (size_t)(slash - path));
-	name[slash - path] = '\0';
+	if (strcmp(slash, "/history") != 0 || len >= sizeof(name) ||
+	    !name_ok(path, len))
+		return answer_error(a, 404, "not found");
+	memcpy(name, path, len);
+	name[len] = '\0';
 	if (h->history(h->ctx, name, &hist) < 0)
-		return reply_not_found(h, conn, "no such check");
-	text = render_history(name, &hist, detail_for(s, conn) == SNAPSHOT_REDACTED,
+		return answer_error(a, 404, "no such check");
+	text = render_history(name, &hist, detail_for(s, rq) == SNAPSHOT_REDACTED,
 			      &code);
 	history_clear(&hist);
-	return reply_text(h, conn, text, &code, json_type);
+	return answer_text(a, text, &code, json_type);
 }
 
 /* Answer a path under base_path: "" or "/", "/startup", "/live", "/ready",
- * "/checks/NAME", "/checks/NAME/history".  Returns -1 for an unknown
- * path. */
-static int route(struct http *h, struct MHD_Connection *conn,
-		 struct snapshot *s, const char *rest, bool get_or_head,
-		 enum MHD_Result *ret)
+ * "/checks/NAME", "/checks/NAME/history".  Returns 1 for an unknown
+ * path, else as http_answer(). */
+static int route(struct http *h, struct http_answer *a, struct snapshot *s,
+		 const struct http_request *rq, const char *rest,
+		 bool get_or_head)
 {
 	struct excludes ex = {.n = 0};
 	struct render_exclude rex;
@@ -355,7 +309,6 @@ static int route(struct http *h, struct MHD_Connection *conn,
 	int code;
 
 	enum { ROOT, STARTUP, LIVE, READY, CHECK, HISTORY } what;
-	char *text;
 	if (!*rest || strcmp(rest, "/") == 0)
 		what = ROOT;
 	else if (strcmp(rest, "/startup") == 0)
@@ -368,75 +321,204 @@ static int route(struct http *h, struct MHD_Connection *conn,
 		 rest[8] != '/') /* a name has no '/': NAME or NAME/history */
 		what = strchr(rest + 8, '/') ? HISTORY : CHECK;
 	else
-		return -1;
+		return 1;
 	if (!get_or_head) {
-		*ret = reply_body(h, conn, NULL, &h->not_allowed, json_type);
+		answer_stored(a, NULL, &h->not_allowed, json_type);
 		return 0;
 	}
 
 	if (what == ROOT || what == READY) {
-		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
-					  collect_exclude, &ex);
+		rq->query_each(rq->ctx, "exclude", collect_exclude, &ex);
 		rex.names = ex.names;
 		rex.n = ex.n;
-		if (ex.too_many) {
-			code = 400;
-			*ret = reply_text(h, conn,
-					  render_error(400, "too many exclude parameters"),
-					  &code, json_type);
-			return 0;
-		}
+		if (ex.too_many)
+			return answer_error(a, 400, "too many exclude parameters");
 	}
 	switch (what) {
 	case STARTUP:
-		*ret = reply_body(h, conn, s, &s->startup, json_type);
+		answer_stored(a, s, &s->startup, json_type);
 		break;
 	case LIVE:
-		*ret = reply_body(h, conn, NULL, &h->live[h->alive(h->ctx)],
-				  json_type);
+		answer_stored(a, NULL, &h->live[h->alive(h->ctx)], json_type);
 		break;
 	case READY:
 		b = ex.n ? snapshot_excluded(s, true, &rex, SNAPSHOT_PUBLIC,
 					     RENDER_NATIVE)
 			 : &s->ready;
 		if (b)
-			*ret = reply_body(h, conn, s, b, json_type);
+			answer_stored(a, s, b, json_type);
 		else
-			*ret = reply_text(h, conn, render_ready(&s->view, &rex, &code),
-					  &code, json_type);
+			return answer_text(a, render_ready(&s->view, &rex, &code),
+					   &code, json_type);
 		break;
 	case ROOT: {
-		enum snapshot_detail d = detail_for(s, conn);
-		enum answer a = negotiate(conn);
-		enum render_format f = a == ANSWER_HEALTH_JSON ? RENDER_HEALTH_JSON
-							       : RENDER_NATIVE;
+		enum snapshot_detail d = detail_for(s, rq);
+		enum answer an = negotiate(rq);
+		enum render_format f = an == ANSWER_HEALTH_JSON ? RENDER_HEALTH_JSON
+								: RENDER_NATIVE;
 		const char *type = f == RENDER_HEALTH_JSON ? health_json_type
 							   : json_type;
-		struct extra x = {.vary_accept = true};
 
-		if (a == ANSWER_HTML) {
-			*ret = reply_page(h, conn, s, d == SNAPSHOT_REDACTED);
-			break;
-		}
+		if (an == ANSWER_HTML)
+			return answer_page(h, a, s, d == SNAPSHOT_REDACTED);
+		a->vary_accept = true;
 		b = ex.n ? snapshot_excluded(s, false, &rex, d, f)
 			 : snapshot_health(s, d, f);
 		if (b)
-			*ret = reply_ex(h, conn, s, OWNER_SNAPSHOT, b->text,
-					b->len, b->code, type, &x);
-		else if ((text = render_health(&s->view, &rex,
-					       d == SNAPSHOT_REDACTED, f, &code)))
-			*ret = reply_ex(h, conn, NULL, OWNER_RESPONSE, text,
-					strlen(text), code, type, &x);
+			answer_stored(a, s, b, type);
+		else
+			return answer_text(a, render_health(&s->view, &rex,
+							    d == SNAPSHOT_REDACTED,
+							    f, &code),
+					   &code, type);
 		break;
 	}
 	case CHECK:
-		*ret = reply_check(h, conn, s, rest + 8);
-		break;
+		return answer_check(a, s, rq, rest + 8);
 	case HISTORY:
-		*ret = reply_history(h, conn, s, rest + 8);
-		break;
+		return answer_history(h, a, s, rq, rest + 8);
 	}
 	return 0;
+}
+
+/* The request's own X-Request-ID when it is short and printable (so it
+ * cannot inject headers or bloat responses), else a generated one. */
+static void request_id(struct http *h, const struct http_request *rq,
+		       struct http_answer *a)
+{
+	const char *id = rq->header(rq->ctx, "X-Request-ID");
+	size_t n = 0;
+
+	while (id && id[n] && n <= HTTP_REQUEST_ID_MAX && id[n] > ' ' &&
+	       id[n] <= '~')
+		n++;
+	if (id && n > 0 && n <= HTTP_REQUEST_ID_MAX && !id[n]) {
+		memcpy(a->request_id, id, n + 1);
+		return;
+	}
+	uint64_t c = __atomic_add_fetch(&h->id_counter, 1, __ATOMIC_RELAXED);
+	snprintf(a->request_id, sizeof(a->request_id), "%08x-%012llx",
+		 h->id_prefix, (unsigned long long)c);
+}
+
+int http_answer(struct http *h, const struct http_request *rq,
+		struct http_answer *a)
+{
+	struct snapshot *s;
+	bool get_or_head = strcmp(rq->method, MHD_HTTP_METHOD_GET) == 0 ||
+			   strcmp(rq->method, MHD_HTTP_METHOD_HEAD) == 0;
+	int rc = 1;
+
+	memset(a, 0, sizeof(*a));
+	request_id(h, rq, a);
+	/* The pool holds more than this, so that a request past it gets our
+	 * answer with our headers rather than libmicrohttpd's page. */
+	if (rq->header_bytes > HTTP_HEADERS_MAX)
+		return answer_error(a, 431, "request headers too large");
+	s = http_acquire(h);
+	if (strcmp(rq->url, "/metrics") == 0 && s->metrics_on) {
+		if (get_or_head)
+			answer_stored(a, s, snapshot_metrics(s), metrics_type);
+		else
+			answer_stored(a, NULL, &h->not_allowed, json_type);
+		rc = 0;
+	} else if (strncmp(rq->url, s->base_path, s->base_len) == 0 &&
+		   (rq->url[s->base_len] == '\0' || rq->url[s->base_len] == '/')) {
+		rc = route(h, a, s, rq, rq->url + s->base_len, get_or_head);
+	}
+	snapshot_unref(s);
+	if (rc == 1) {
+		answer_stored(a, NULL, &h->not_found, json_type);
+		rc = 0;
+	}
+	return rc;
+}
+
+void http_answer_clear(struct http_answer *a)
+{
+	if (a->owner == OWNER_SNAPSHOT)
+		snapshot_unref(a->snap);
+	else if (a->owner == OWNER_RESPONSE)
+		free((void *)a->text);
+	a->snap = NULL;
+	a->text = NULL;
+	a->owner = OWNER_HTTP;
+}
+
+/* --- libmicrohttpd ------------------------------------------------------- */
+
+static const char *mhd_header(void *ctx, const char *name)
+{
+	return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
+static const char *mhd_query(void *ctx, const char *name)
+{
+	return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_each {
+	const char *name;
+	bool (*fn)(void *arg, const char *value);
+	void *arg;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind,
+				 const char *key, const char *value)
+{
+	struct query_each *q = cls;
+
+	(void)kind;
+	if (strcmp(key, q->name) != 0)
+		return MHD_YES;
+	return q->fn(q->arg, value) ? MHD_YES : MHD_NO;
+}
+
+static void mhd_query_each(void *ctx, const char *name,
+			   bool (*fn)(void *arg, const char *value), void *arg)
+{
+	struct query_each q = {.name = name, .fn = fn, .arg = arg};
+
+	MHD_get_connection_values(ctx, MHD_GET_ARGUMENT_KIND, query_one, &q);
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	(void)kind;
+	/* "Key: value\r\n" */
+	*(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+size_t http_unescape(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 &&
+		    (lo = hexval(r[2])) >= 0) {
+			unsigned char ch = (unsigned char)(hi << 4 | lo);
+
+			if (ch >= 0x20 && ch != 0x7F) {
+				*w++ = (char)ch;
+				r += 2;
+				continue;
+			}
+		}
+		*w++ = *r;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	(void)cls;
+	(void)conn;
+	return http_unescape(s);
 }
 
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
@@ -446,11 +528,15 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
 {
 	static int seen;
 	struct http *h = cls;
-	struct snapshot *s;
-	enum MHD_Result ret = MHD_NO;
-	bool get_or_head;
+	struct http_request rq = {
+		.method = method, .url = url, .header = mhd_header,
+		.query = mhd_query, .query_each = mhd_query_each, .ctx = conn,
+		.header_bytes = strlen(method) + strlen(url) + strlen(version) + 4,
+	};
+	struct http_answer a;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
 
-	(void)version;
 	(void)upload_data;
 	/* Queue on the second call: libmicrohttpd answers "Connection: close"
 	 * to a response queued on the first, which ends keep-alive. */
@@ -462,25 +548,39 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *conn,
 		*upload_data_size = 0; /* a body is never wanted: discard it */
 		return MHD_YES;
 	}
-	get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-		      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-	s = http_acquire(h);
-	if (strcmp(url, "/metrics") == 0 && s->metrics_on) {
-		ret = get_or_head ? reply_body(h, conn, s, snapshot_metrics(s),
-					       metrics_type)
-				  : reply_body(h, conn, NULL, &h->not_allowed,
-					       json_type);
-		snapshot_unref(s);
-		return ret;
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header,
+				  &rq.header_bytes);
+	if (http_answer(h, &rq, &a) < 0)
+		return MHD_NO;
+	if (a.owner == OWNER_SNAPSHOT)
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			a.len, (void *)a.text, release_snapshot, a.snap);
+	else
+		r = MHD_create_response_from_buffer(
+			a.len, (void *)a.text,
+			a.owner == OWNER_HTTP ? MHD_RESPMEM_PERSISTENT
+					      : MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		http_answer_clear(&a);
+		return MHD_NO;
 	}
-	if (strncmp(url, s->base_path, s->base_len) == 0 &&
-	    (url[s->base_len] == '\0' || url[s->base_len] == '/') &&
-	    route(h, conn, s, url + s->base_len, get_or_head, &ret) == 0) {
-		snapshot_unref(s);
-		return ret;
+	/* The response owns the bytes now. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a.content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "X-Request-ID", a.request_id);
+	if (a.code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	/* Bodies carry what plugins say: never sniffed into HTML. */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (a.vary_accept)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+	if (a.csp[0]) {
+		MHD_add_response_header(r, "Content-Security-Policy", a.csp);
+		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 	}
-	snapshot_unref(s);
-	return reply_body(h, conn, NULL, &h->not_found, json_type);
+	ret = MHD_queue_response(conn, (unsigned int)a.code, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -493,7 +593,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_write(LOG_WARN, NULL, "http: %s", msg);
 }
 
-static void http_free(struct http *h)
+void http_free(struct http *h)
 {
 	free(h->not_found.text);
 	free(h->not_allowed.text);
@@ -504,21 +604,11 @@ static void http_free(struct http *h)
 	free(h);
 }
 
-struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
-			char *err, size_t errlen)
+struct http *http_new(const struct http_settings *cfg, struct snapshot *first,
+		      char *err, size_t errlen)
 {
 	struct http *h = calloc(1, sizeof(*h));
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai = NULL, *use;
-	char port[16];
-	int rc, threads;
-	/* TURBO: no shutdown() before close and an optimistic first read,
-	 * which saves four system calls per new connection (the kubelet
-	 * opens one per probe). */
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			     MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	int code = 404;
 
 	if (!h) {
 		snapshot_unref(first);
@@ -531,7 +621,6 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 	h->history = cfg->history;
 	h->ctx = cfg->ctx;
 	h->id_prefix = (uint32_t)(clock_wall_ms() ^ ((uint64_t)getpid() << 16));
-	int code = 404;
 	body_set(&h->not_found, render_error(404, "not found"), &code);
 	code = 405;
 	body_set(&h->not_allowed,
@@ -541,9 +630,30 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 	if (!h->not_found.text || !h->not_allowed.text || !h->live[0].text ||
 	    !h->live[1].text) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		http_free(h);
+		return NULL;
 	}
+	return h;
+}
 
+struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
+			char *err, size_t errlen)
+{
+	struct http *h = http_new(cfg, first, err, errlen);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL, *use;
+	char port[16];
+	int rc, threads;
+	/* TURBO: no shutdown() before close and an optimistic first read,
+	 * which saves four system calls per new connection (the kubelet
+	 * opens one per probe). */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			     MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+
+	if (!h)
+		return NULL;
 	snprintf(port, sizeof(port), "%d", cfg->listen_port);
 	rc = getaddrinfo(cfg->listen_host && *cfg->listen_host ? cfg->listen_host
 							       : NULL,
@@ -579,6 +689,7 @@ struct http *http_start(const struct http_settings *cfg, struct snapshot *first,
 		{MHD_OPTION_CONNECTION_TIMEOUT,
 		 (intptr_t)((cfg->connection_timeout_ms + 999) / 1000), NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL},
+		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
 		/* One thread needs no pool: its polling thread serves. */
 		{threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 		 threads, NULL},

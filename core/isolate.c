@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1182,6 +1183,43 @@ bool isolate_current(const struct iso_instance *inst, const char *name,
 	return same;
 }
 
+/* json-c reads NaN and Infinity, which JSON has not: they become null,
+ * as host->detail_num() makes them. */
+static void finite_only(json_object *o)
+{
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, v) {
+			if (json_object_is_type(v, json_type_double) &&
+			    !isfinite(json_object_get_double(v)))
+				json_object_object_add(o, key, NULL);
+			else
+				finite_only(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			json_object *v = json_object_array_get_idx(o, i);
+
+			if (json_object_is_type(v, json_type_double) &&
+			    !isfinite(json_object_get_double(v)))
+				json_object_array_put_idx(o, i, NULL);
+			else
+				finite_only(v);
+		}
+	}
+}
+
+json_object *isolate_details(const char *text)
+{
+	json_object *d = json_tokener_parse(text);
+
+	if (!d || !json_object_is_type(d, json_type_object)) {
+		json_object_put(d);
+		return NULL;
+	}
+	finite_only(d);
+	return d;
+}
+
 void isolate_run(struct iso_instance *inst, int64_t deadline,
 		 struct healthd_result *result)
 {
@@ -1221,11 +1259,7 @@ void isolate_run(struct iso_instance *inst, int64_t deadline,
 	} else if (p.set) {
 		host_api.result(result, (enum healthd_status)p.status, "%s",
 				p.text ? p.text : "");
-		json_object *d = p.details ? json_tokener_parse(p.details) : NULL;
-		if (d && json_object_is_type(d, json_type_object))
-			result->details = d;
-		else
-			json_object_put(d);
+		result->details = p.details ? isolate_details(p.details) : NULL;
 	}
 	free(p.text);
 	free(p.details);

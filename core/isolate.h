@@ -80,6 +80,11 @@ bool isolate_current(const struct iso_instance *inst, const char *name,
 void isolate_run(struct iso_instance *inst, int64_t deadline,
 		 struct healthd_result *result);
 
+/* The details a host sent (JSON text) as a run's: an object, with NaN
+ * and Infinity (json-c reads them, JSON has none) made null; NULL when
+ * the text is not an object. */
+struct json_object *isolate_details(const char *text);
+
 /* Free the instance (never while a run of it is in flight). */
 void isolate_destroy(struct iso_instance *inst);
 

@@ -487,17 +487,44 @@ void render_view_clear(struct health_view *v)
 
 /* --- /metrics ----------------------------------------------------------------- */
 
-/* Label values escape backslash, quote and newline. */
+/* The length of the well-formed UTF-8 character `s` starts with, or 0. */
+static size_t utf8_char(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+		 : (s[0] & 0xF0) == 0xE0 ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	/* No overlong form, surrogate or value past U+10FFFF. */
+	if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) ||
+			(s[0] == 0xED && s[1] >= 0xA0))) ||
+	    (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) ||
+			(s[0] == 0xF4 && s[1] >= 0x90))))
+		return 0;
+	return n;
+}
+
+/* Label values escape backslash, quote and newline, and are UTF-8 (the
+ * format says so): a byte that is not becomes '?', and a cut falls
+ * between characters. */
 static void label_escape(char *out, size_t len, const char *in)
 {
-	size_t o = 0;
+	const unsigned char *u = (const unsigned char *)in;
+	size_t o = 0, n;
 
-	for (; *in && o + 2 < len; in++) {
-		if (*in == '\\' || *in == '"' || *in == '\n') {
+	for (; *u; u += n ? n : 1) {
+		n = utf8_char(u);
+		if (o + (n > 2 ? n : 2) >= len)
+			break;
+		if (*u == '\\' || *u == '"' || *u == '\n') {
 			out[o++] = '\\';
-			out[o++] = *in == '\n' ? 'n' : *in;
+			out[o++] = *u == '\n' ? 'n' : (char)*u;
+		} else if (!n) {
+			out[o++] = '?';
 		} else {
-			out[o++] = *in;
+			memcpy(out + o, u, n);
+			o += n;
 		}
 	}
 	out[o] = '\0';

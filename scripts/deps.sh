@@ -14,7 +14,7 @@ packages=(
 	nginx-light wrk
 	podman runc debootstrap
 	prometheus chromium
-	dnsmasq-base monitoring-plugins-basic scdoc python3-grpcio
+	dnsmasq-base monitoring-plugins-basic scdoc python3-grpcio gnuplot-nox
 	mariadb-server
 )
 # The deployment tests run on Node.js 20 or newer; Debian's is enough where

@@ -2,7 +2,8 @@
 # The whole test suite: installs its packages, then builds and runs every
 # test twice, once plain and once under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and the thread-heavy tests (runs across
-# reloads, hung runs, probes, SIGTERM) a third time under ThreadSanitizer.
+# reloads, hung runs, probes, SIGTERM) a third time under ThreadSanitizer;
+# then each fuzz target runs for 45 s (clang, libFuzzer).
 # The tests start their own servers.  Each stage prints its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,4 +45,9 @@ for variant in plain asan tsan; do
 		TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure --timeout 900 "${select[@]}")
 done
+# Every fuzz target for 45 s (libFuzzer needs clang; scripts/fuzz.sh runs
+# longer ones): what it finds
+# goes to build/test-fuzz/fuzz/artifacts/.
+stage "fuzz build and smoke"
+bash scripts/fuzz.sh all 45 build/test-fuzz
 stage ""

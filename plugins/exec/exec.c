@@ -723,8 +723,12 @@ static void exec_perf_range(struct exec_perf *p, const char *key,
 		p->host->detail_num(p->result, key, v);
 		return;
 	}
-	if (n > EXEC_RANGE_MAX || strspn(s, "0123456789.+-eE~@:") < n)
-		return; /* not a range: left out */
+	if (n > EXEC_RANGE_MAX)
+		return;
+	/* The field is not NUL-terminated: look at its n bytes only. */
+	for (size_t i = 0; i < n; i++)
+		if (!s[i] || !strchr("0123456789.+-eE~@:", s[i]))
+			return; /* not a range: left out */
 	memcpy(text, s, n);
 	text[n] = '\0';
 	p->host->detail_str(p->result, key, text);

@@ -15,17 +15,16 @@
  * may quote anything the server saw, metadata included: it is never shown;
  * the status is told by its code's name.
  *
- * Easy handles are pooled across runs as in the http plugin; no connection
- * outlives a run.  The CA certificates are read once, in create(), into an
- * X509_STORE handed to each connection (CURLOPT_SSL_CTX_FUNCTION): curl
- * would otherwise parse the whole system bundle at every handshake, which
- * blocks for hundreds of milliseconds on a loaded machine and cannot be cut
- * short by its timeouts.  Metadata values (tokens) are sent as headers and never
+ * Easy handles are pooled across runs as in the http plugin (curl_pool.c);
+ * no connection outlives a run.  The CA certificates are read once, in
+ * create(), into an X509_STORE handed to each connection
+ * (CURLOPT_SSL_CTX_FUNCTION): curl would otherwise parse the whole system
+ * bundle at every handshake, which blocks for hundreds of milliseconds on a
+ * loaded machine and cannot be cut short by its timeouts.  Metadata values (tokens) are sent as headers and never
  * shown; curl's verbose output stays off.
  */
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +32,15 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
 
 #include <healthd/plugin.h>
 
+#include "curl_pool.h"
 #include "tls_cert.h"
 
 #define GRPC_PATH "/grpc.health.v1.Health/Check"
 #define GRPC_BODY_CAP 1024     /* a HealthCheckResponse is a few bytes */
 #define GRPC_SERVICE_MAX 512
-#define GRPC_POOL_MAX 8
 
 static const char *const grpc_code_names[] = {
 	"OK",                  "CANCELLED",         "UNKNOWN",
@@ -104,119 +100,6 @@ static const struct healthd_option_spec grpc_options[] = {
 	TLS_CERT_OPTIONS,
 	{NULL, NULL, NULL},
 };
-
-static pthread_once_t grpc_once = PTHREAD_ONCE_INIT;
-static CURLcode grpc_init_rc;
-
-/* curl_global_init is not thread-safe: once per process, never undone. */
-static void grpc_global_init(void)
-{
-	grpc_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static struct {
-	pthread_mutex_t lock;
-	CURL *idle[GRPC_POOL_MAX];
-	size_t n;
-} grpc_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static CURL *grpc_handle(void)
-{
-	CURL *e = NULL;
-
-	pthread_mutex_lock(&grpc_pool.lock);
-	if (grpc_pool.n)
-		e = grpc_pool.idle[--grpc_pool.n];
-	pthread_mutex_unlock(&grpc_pool.lock);
-	if (!e)
-		return curl_easy_init();
-	curl_easy_reset(e);
-	return e;
-}
-
-static void grpc_handle_done(CURL *e)
-{
-	pthread_mutex_lock(&grpc_pool.lock);
-	if (grpc_pool.n < GRPC_POOL_MAX) {
-		grpc_pool.idle[grpc_pool.n++] = e;
-		e = NULL;
-	}
-	pthread_mutex_unlock(&grpc_pool.lock);
-	curl_easy_cleanup(e);
-}
-
-/* When the plugin is unloaded. */
-__attribute__((destructor)) static void grpc_pool_free(void)
-{
-	pthread_mutex_lock(&grpc_pool.lock);
-	while (grpc_pool.n)
-		curl_easy_cleanup(grpc_pool.idle[--grpc_pool.n]);
-	pthread_mutex_unlock(&grpc_pool.lock);
-}
-
-/* The system's CAs, read once per process and shared by every check. */
-static pthread_mutex_t grpc_store_lock = PTHREAD_MUTEX_INITIALIZER;
-static X509_STORE *grpc_system_store;
-
-static X509_STORE *grpc_store_new(void)
-{
-	X509_STORE *s = X509_STORE_new();
-
-	/* As curl does: a certificate of ca_file ends a chain, even an
-	 * intermediate one. */
-	if (s)
-		X509_STORE_set_flags(s, X509_V_FLAG_PARTIAL_CHAIN);
-	return s;
-}
-
-/* The CAs of ca_file, or the system's (OpenSSL's default paths, which
- * SSL_CERT_FILE and SSL_CERT_DIR override); NULL when ca_file holds no
- * certificate.  The caller owns a reference. */
-static X509_STORE *grpc_store(const char *ca_file)
-{
-	X509_STORE *s = NULL;
-
-	if (!ca_file) {
-		pthread_mutex_lock(&grpc_store_lock);
-		if (!grpc_system_store) {
-			grpc_system_store = grpc_store_new();
-			if (grpc_system_store &&
-			    !X509_STORE_set_default_paths(grpc_system_store)) {
-				X509_STORE_free(grpc_system_store);
-				grpc_system_store = NULL;
-			}
-		}
-		if (grpc_system_store && X509_STORE_up_ref(grpc_system_store))
-			s = grpc_system_store;
-		pthread_mutex_unlock(&grpc_store_lock);
-	} else {
-		s = grpc_store_new();
-		if (s && !X509_STORE_load_file(s, ca_file)) {
-			X509_STORE_free(s);
-			s = NULL;
-		}
-	}
-	ERR_clear_error();
-	return s;
-}
-
-__attribute__((destructor)) static void grpc_store_free(void)
-{
-	pthread_mutex_lock(&grpc_store_lock);
-	X509_STORE_free(grpc_system_store);
-	grpc_system_store = NULL;
-	pthread_mutex_unlock(&grpc_store_lock);
-}
-
-/* Each connection's SSL_CTX gets the store read in create(). */
-static CURLcode grpc_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
-{
-	struct grpc *g = arg;
-
-	(void)e;
-	SSL_CTX_set1_cert_store(ssl_ctx, g->store);
-	return CURLE_OK;
-}
 
 /* "name: value\r\n" with the name compared without case; the value
  * trimmed into out, or -1. */
@@ -353,35 +236,7 @@ static const char *grpc_tls_text(const char *text, CURLcode rc)
 static void grpc_reason(const struct grpc *g, CURL *e, CURLcode rc,
 			long code, const char *errbuf, char *why, size_t whylen)
 {
-	long oserr = 0;
-
-	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
 	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-		if (oserr == ECONNREFUSED)
-			snprintf(why, whylen, "connection refused");
-		else if (oserr)
-			snprintf(why, whylen, "could not connect: %s",
-				 strerror((int)oserr));
-		else
-			snprintf(why, whylen, "could not connect");
-		break;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		snprintf(why, whylen, "could not resolve the host name");
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		snprintf(why, whylen, "TLS certificate not trusted: %s",
-			 grpc_tls_text(errbuf, rc));
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-		snprintf(why, whylen, "TLS handshake failed: %s",
-			 grpc_tls_text(errbuf, rc));
-		break;
-	case CURLE_SSL_CACERT_BADFILE:
-		/* curl's text names the file: an option value. */
-		snprintf(why, whylen, "cannot use ca_file (not a PEM file of "
-				      "CA certificates?)");
-		break;
 	case CURLE_SSL_CERTPROBLEM:
 		snprintf(why, whylen, "cannot use cert_file and key_file (not "
 				      "PEM, or a key that does not match?)");
@@ -440,28 +295,11 @@ static void grpc_reason(const struct grpc *g, CURL *e, CURLcode rc,
 		}
 		/* fall through */
 	default:
-		if (oserr)
-			snprintf(why, whylen, "%s: %s", curl_easy_strerror(rc),
-				 strerror((int)oserr));
-		else
-			snprintf(why, whylen, "%s", curl_easy_strerror(rc));
+		/* What http and grpc tell alike. */
+		curl_pool_reason(e, rc, grpc_tls_text(errbuf, rc), why,
+				 whylen);
 		break;
 	}
-}
-
-/* The server certificate of the run's TLS connection, from the PEM text
- * curl keeps with CURLOPT_CERTINFO; -1 when there was none. */
-static int grpc_peer_cert(CURL *e, struct tls_cert *out)
-{
-	struct curl_certinfo *ci = NULL;
-
-	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
-	    ci->num_of_certs < 1)
-		return -1;
-	for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next)
-		if (!strncmp(l->data, "Cert:", 5))
-			return tls_cert_read_pem(l->data + 5, out);
-	return -1;
 }
 
 static const char *grpc_code_name(int code)
@@ -597,7 +435,7 @@ static void grpc_check(const struct healthd_host *host, void *instance,
 	else
 		snprintf(timeout_hdr, sizeof(timeout_hdr), "grpc-timeout: %lldS",
 			 (long long)(left / 1000));
-	e = grpc_handle();
+	e = curl_pool_get();
 	first = curl_slist_append(NULL, timeout_hdr);
 	if (!e || !first) {
 		host->result(result, HEALTHD_FAIL, "%s: out of memory", g->label);
@@ -644,14 +482,8 @@ static void grpc_check(const struct healthd_host *host, void *instance,
 			curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 			curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 		}
-		if (g->store) {
-			/* Nothing for curl to read: the store is ready. */
-			curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
-			curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-			curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION,
-					 grpc_ssl_ctx);
-			curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, g);
-		}
+		if (g->store)
+			curl_pool_use_store(e, g->store);
 		if (g->cert_file) {
 			curl_easy_setopt(e, CURLOPT_SSLCERT, g->cert_file);
 			curl_easy_setopt(e, CURLOPT_SSLKEY, g->key_file);
@@ -664,7 +496,7 @@ static void grpc_check(const struct healthd_host *host, void *instance,
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
 
-	if (g->tls && grpc_peer_cert(e, &cert) == 0) {
+	if (g->tls && curl_pool_peer_cert(e, &cert) == 0) {
 		tls_cert_details(host, result, &cert);
 		cert_st = tls_cert_judge(&g->cert_limits, &cert, cert_why,
 					 sizeof(cert_why));
@@ -699,7 +531,7 @@ static void grpc_check(const struct healthd_host *host, void *instance,
 out:
 	curl_slist_free_all(first);
 	if (e)
-		grpc_handle_done(e);
+		curl_pool_put(e);
 }
 
 static void grpc_destroy(void *instance)
@@ -926,11 +758,11 @@ static int grpc_create(const struct healthd_host *host,
 	struct grpc *g;
 	long port;
 	int rc = -EINVAL;
+	CURLcode init_rc = curl_pool_init();
 
-	pthread_once(&grpc_once, grpc_global_init);
-	if (grpc_init_rc != CURLE_OK) {
+	if (init_rc != CURLE_OK) {
 		snprintf(err, errlen, "libcurl failed to initialise: %s",
-			 curl_easy_strerror(grpc_init_rc));
+			 curl_easy_strerror(init_rc));
 		return -EIO;
 	}
 	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) {
@@ -978,7 +810,7 @@ static int grpc_create(const struct healthd_host *host,
 	}
 	if (g->cert_file && !g->key_file)
 		g->key_file = g->cert_file;
-	if (g->tls && g->tls_verify && !(g->store = grpc_store(g->ca_file))) {
+	if (g->tls && g->tls_verify && !(g->store = curl_pool_store(g->ca_file))) {
 		if (g->ca_file)
 			snprintf(err, errlen, "ca_file: not a PEM file of CA "
 					      "certificates");

@@ -7,10 +7,12 @@
  * bytes of the body are read: a bigger answer is cut there and judged on
  * what was read, and kept only when `expect_body` needs it.
  *
- * Easy handles are kept in a small pool across runs: curl_easy_perform()
- * makes a multi handle (with a socket pair) for each new easy handle, and
- * that was a third of a run's cost.  No connection or DNS answer outlives
- * a run.
+ * Easy handles are kept in a small pool across runs (curl_pool.c):
+ * curl_easy_perform() makes a multi handle (with a socket pair) for each new
+ * easy handle, and that was a third of a run's cost.  No connection or DNS
+ * answer outlives a run.  The system's CA certificates are read once, in
+ * create(), as the grpc plugin does: curl would otherwise parse the whole
+ * bundle at every handshake, which overshoots deadlines under load.
  *
  * The url may carry user:password, a query string and a fragment (tokens
  * live there), so messages and the `url` detail name the target as
@@ -24,7 +26,6 @@
  * verification fails the handshake first, with curl's reason.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,12 @@
 
 #include <healthd/plugin.h>
 
+#include "curl_pool.h"
 #include "tls_cert.h"
 
 #define HTTP_BODY_CAP (64 * 1024)
 #define HTTP_MAX_RANGES 32
 #define HTTP_MAX_REDIRS 10
-#define HTTP_POOL_MAX 8
 
 struct http_range {
 	long lo, hi;
@@ -56,6 +57,7 @@ struct http {
 	struct curl_slist *headers;
 	int tls_verify;
 	const char *ca_file;
+	X509_STORE *store; /* the system's CAs, when verified without ca_file */
 	int follow;
 	struct tls_cert_limits cert_limits;
 	char *user;     /* from the url (curl_free): never to be shown */
@@ -83,55 +85,6 @@ static const struct healthd_option_spec http_options[] = {
 	TLS_CERT_OPTIONS,
 	{NULL, NULL, NULL},
 };
-
-static pthread_once_t http_once = PTHREAD_ONCE_INIT;
-static CURLcode http_init_rc;
-
-/* curl_global_init is not thread-safe: once per process, never undone. */
-static void http_global_init(void)
-{
-	http_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static struct {
-	pthread_mutex_t lock;
-	CURL *idle[HTTP_POOL_MAX];
-	size_t n;
-} http_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static CURL *http_handle(void)
-{
-	CURL *e = NULL;
-
-	pthread_mutex_lock(&http_pool.lock);
-	if (http_pool.n)
-		e = http_pool.idle[--http_pool.n];
-	pthread_mutex_unlock(&http_pool.lock);
-	if (!e)
-		return curl_easy_init();
-	curl_easy_reset(e);
-	return e;
-}
-
-static void http_handle_done(CURL *e)
-{
-	pthread_mutex_lock(&http_pool.lock);
-	if (http_pool.n < HTTP_POOL_MAX) {
-		http_pool.idle[http_pool.n++] = e;
-		e = NULL;
-	}
-	pthread_mutex_unlock(&http_pool.lock);
-	curl_easy_cleanup(e);
-}
-
-/* When the plugin is unloaded. */
-__attribute__((destructor)) static void http_pool_free(void)
-{
-	pthread_mutex_lock(&http_pool.lock);
-	while (http_pool.n)
-		curl_easy_cleanup(http_pool.idle[--http_pool.n]);
-	pthread_mutex_unlock(&http_pool.lock);
-}
 
 static size_t http_write(char *data, size_t size, size_t n, void *arg)
 {
@@ -181,35 +134,7 @@ static const char *http_tls_text(const struct http *h, const char *text,
 static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 			const char *errbuf, char *why, size_t whylen)
 {
-	long oserr = 0;
-
-	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
 	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-		if (oserr == ECONNREFUSED)
-			snprintf(why, whylen, "connection refused");
-		else if (oserr)
-			snprintf(why, whylen, "could not connect: %s",
-				 strerror((int)oserr));
-		else
-			snprintf(why, whylen, "could not connect");
-		break;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		snprintf(why, whylen, "could not resolve the host name");
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		snprintf(why, whylen, "TLS certificate not trusted: %s",
-			 http_tls_text(h, errbuf, rc));
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-		snprintf(why, whylen, "TLS handshake failed: %s",
-			 http_tls_text(h, errbuf, rc));
-		break;
-	case CURLE_SSL_CACERT_BADFILE:
-		/* curl's text names the file: an option value. */
-		snprintf(why, whylen, "cannot use ca_file (not a PEM file of "
-				      "CA certificates?)");
-		break;
 	case CURLE_TOO_MANY_REDIRECTS:
 		snprintf(why, whylen, "more than %d redirects", HTTP_MAX_REDIRS);
 		break;
@@ -221,30 +146,11 @@ static void http_reason(const struct http *h, CURL *e, CURLcode rc,
 				      "answering");
 		break;
 	default:
-		/* curl's own text may quote the url or a redirect's: its fixed
-		 * text for the code, and the system's for the errno. */
-		if (oserr)
-			snprintf(why, whylen, "%s: %s", curl_easy_strerror(rc),
-				 strerror((int)oserr));
-		else
-			snprintf(why, whylen, "%s", curl_easy_strerror(rc));
+		/* What http and grpc tell alike. */
+		curl_pool_reason(e, rc, http_tls_text(h, errbuf, rc), why,
+				 whylen);
 		break;
 	}
-}
-
-/* The server certificate of the run's last TLS connection, from the PEM
- * text curl keeps with CURLOPT_CERTINFO; -1 when there was none. */
-static int http_peer_cert(CURL *e, struct tls_cert *out)
-{
-	struct curl_certinfo *ci = NULL;
-
-	if (curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
-	    ci->num_of_certs < 1)
-		return -1;
-	for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next)
-		if (!strncmp(l->data, "Cert:", 5))
-			return tls_cert_read_pem(l->data + 5, out);
-	return -1;
 }
 
 static void http_check(const struct healthd_host *host, void *instance,
@@ -267,7 +173,7 @@ static void http_check(const struct healthd_host *host, void *instance,
 			     method, h->label);
 		return;
 	}
-	e = http_handle();
+	e = curl_pool_get();
 	if (!e) {
 		host->result(result, HEALTHD_FAIL, "%s %s: out of memory", method,
 			     h->label);
@@ -305,7 +211,9 @@ static void http_check(const struct healthd_host *host, void *instance,
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	if (h->ca_file)
+	if (h->store)
+		curl_pool_use_store(e, h->store);
+	else if (h->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
 	/* Only TLS connections have certificates to keep. */
 	curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
@@ -335,7 +243,7 @@ static void http_check(const struct healthd_host *host, void *instance,
 	host->detail_num(result, "redirects", (double)redirects);
 	host->detail_num(result, "body_bytes", (double)h->body_len);
 	host->detail_bool(result, "body_truncated", h->truncated);
-	if (http_peer_cert(e, &cert) == 0) {
+	if (curl_pool_peer_cert(e, &cert) == 0) {
 		tls_cert_details(host, result, &cert);
 		cert_st = tls_cert_judge(&h->cert_limits, &cert, cert_why,
 					 sizeof(cert_why));
@@ -361,7 +269,7 @@ static void http_check(const struct healthd_host *host, void *instance,
 out:
 	free(h->body);
 	h->body = NULL;
-	http_handle_done(e);
+	curl_pool_put(e);
 }
 
 static void http_destroy(void *instance)
@@ -371,6 +279,7 @@ static void http_destroy(void *instance)
 	if (!h)
 		return;
 	curl_slist_free_all(h->headers);
+	X509_STORE_free(h->store);
 	curl_free(h->user);
 	curl_free(h->password);
 	free(h);
@@ -500,11 +409,11 @@ static int http_create(const struct healthd_host *host,
 	struct http *h;
 	size_t pos = 0;
 	int rc = -EINVAL;
+	CURLcode init_rc = curl_pool_init();
 
-	pthread_once(&http_once, http_global_init);
-	if (http_init_rc != CURLE_OK) {
+	if (init_rc != CURLE_OK) {
 		snprintf(err, errlen, "libcurl failed to initialise: %s",
-			 curl_easy_strerror(http_init_rc));
+			 curl_easy_strerror(init_rc));
 		return -EIO;
 	}
 	h = calloc(1, sizeof(*h));
@@ -557,6 +466,12 @@ static int http_create(const struct healthd_host *host,
 			 strerror(errno));
 		goto fail;
 	}
+	/* An https url, or a redirect, may need them.  Without the store
+	 * (it could not be read) curl reads the CAs itself, as before; a
+	 * ca_file stays curl's to read (and to report on). */
+	if (h->tls_verify && !h->ca_file &&
+	    (!strncmp(h->label, "https:", 6) || h->follow))
+		h->store = curl_pool_store(NULL);
 
 	while (host->option_next(check, "headers.", &pos, &key, &value)) {
 		struct curl_slist *l;

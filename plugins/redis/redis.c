@@ -13,7 +13,7 @@
  *   - host names are resolved with the shared resolve_within() (NSS:
  *     /etc/hosts, DNS with the search list) without blocking past it;
  *   - every address is tried in the resolver's order: a new attempt starts
- *     when the previous one failed or after RD_STAGGER_MS without an
+ *     when the previous one failed or after CONN_STAGGER_MS without an
  *     answer, the earlier ones still in flight, so a black-holed first
  *     address does not eat the deadline; the first to connect wins;
  *   - the TLS handshake, every send and every reply wait on poll() against
@@ -32,20 +32,16 @@
  * database is ever shown, nor the content of a key or certificate file.
  *
  * The plugin host leaves SIGPIPE at its default: every write is a send()
- * with MSG_NOSIGNAL, OpenSSL's included (rd_bio).
+ * with MSG_NOSIGNAL, OpenSSL's included (conn.c).
  */
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -55,11 +51,10 @@
 
 #include <healthd/plugin.h>
 
+#include "conn.h"
 #include "resolve.h"
 #include "tls_cert.h"
 
-#define RD_MAX_ADDRS 16         /* addresses tried per run */
-#define RD_STAGGER_MS 250       /* next address after this long unanswered */
 #define RD_REPLY_MAX (1 << 20)  /* bytes read for one reply, at most */
 
 enum rd_role { RD_ANY, RD_MASTER, RD_REPLICA };
@@ -93,9 +88,7 @@ struct rd {
 /* One run's connection. */
 struct rd_conn {
 	const struct rd *rd;
-	int64_t deadline;
-	int fd;
-	SSL *ssl;
+	struct conn conn;
 	redisReader *reader;
 	int asked_cert; /* the server asked for a client certificate */
 	int replies;    /* replies received so far */
@@ -126,46 +119,6 @@ static const struct healthd_option_spec rd_options[] = {
 	{NULL, NULL, NULL},
 };
 
-/* Latency is finer than the deadline clock's milliseconds. */
-static double rd_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int rd_left(const struct rd *rd, int64_t deadline)
-{
-	int64_t left = deadline - rd->host->now_ms();
-
-	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-}
-
-/* Wait until the socket is ready for `events` or the deadline: 1 ready, 0
- * timed out, -1 error. */
-static int rd_wait(const struct rd_conn *c, short events)
-{
-	for (;;) {
-		int left = rd_left(c->rd, c->deadline);
-		struct pollfd p = {.fd = c->fd, .events = events};
-		int n;
-
-		if (left == 0)
-			return 0;
-		n = poll(&p, 1, left);
-		if (n > 0)
-			return 1;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-static int rd_again(int e)
-{
-	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
-}
-
 /* ---- connecting ---------------------------------------------------------- */
 
 static void rd_connect_reason(int err, char *why, size_t whylen)
@@ -180,178 +133,26 @@ static void rd_connect_reason(int err, char *why, size_t whylen)
 		snprintf(why, whylen, "connection failed");
 }
 
-/*
- * Try the addresses in the resolver's order, a new attempt whenever none is
- * in flight or the latest has gone RD_STAGGER_MS unanswered; the first to
- * connect wins.  Sets c->fd, *won and *tried.
- */
+/* conn.c connects; redis keeps its own phrases.  Sets c->conn.fd, *won
+ * and *tried. */
 static enum rd_step rd_connect(struct rd_conn *c, const struct addrinfo *res,
 			       const struct addrinfo **won, int *tried,
 			       char *why, size_t whylen)
 {
-	const struct rd *rd = c->rd;
-	struct pollfd pfd[RD_MAX_ADDRS];
-	const struct addrinfo *on[RD_MAX_ADDRS];
-	const struct addrinfo *next = res;
-	int64_t started = 0;
-	int n = 0, err = 0, timed_out = 0;
+	int err;
 
-	*tried = 0;
-	*won = NULL;
-	for (;;) {
-		int64_t now = rd->host->now_ms();
-		int wait;
-
-		if (now >= c->deadline) {
-			timed_out = 1;
-			break;
-		}
-		while (next && *tried < RD_MAX_ADDRS &&
-		       (n == 0 || now - started >= RD_STAGGER_MS)) {
-			const struct addrinfo *ai = next;
-			int fd = socket(ai->ai_family,
-					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-			next = ai->ai_next;
-			++*tried;
-			if (fd < 0) {
-				err = errno;
-				continue;
-			}
-			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-				c->fd = fd;
-				*won = ai;
-				goto done;
-			}
-			if (errno != EINPROGRESS) {
-				/* e.g. ENETUNREACH (no IPv6 route), or EAGAIN
-				 * from a unix socket whose queue is full */
-				err = errno;
-				close(fd);
-				continue;
-			}
-			pfd[n] = (struct pollfd){.fd = fd, .events = POLLOUT};
-			on[n++] = ai;
-			started = now;
-		}
-		if (n == 0)
-			break; /* every address failed */
-		wait = rd_left(rd, c->deadline);
-		if (next && *tried < RD_MAX_ADDRS &&
-		    started + RD_STAGGER_MS - now < wait)
-			wait = (int)(started + RD_STAGGER_MS - now);
-		if (poll(pfd, (nfds_t)n, wait < 0 ? 0 : wait) < 0 &&
-		    errno != EINTR) {
-			err = errno;
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			int e = 0;
-			socklen_t len = sizeof(e);
-
-			if (!pfd[i].revents)
-				continue;
-			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e,
-				       &len) < 0)
-				e = errno;
-			if (!e && (pfd[i].revents & POLLOUT)) {
-				c->fd = pfd[i].fd;
-				*won = on[i];
-				pfd[i] = pfd[--n];
-				goto done;
-			}
-			err = e ? e : ECONNRESET;
-			close(pfd[i].fd);
-			pfd[i] = pfd[--n];
-			on[i] = on[n];
-			i--;
-		}
-	}
-	for (int i = 0; i < n; i++)
-		close(pfd[i].fd);
-	if (timed_out)
+	switch (conn_connect(&c->conn, res, won, tried, &err)) {
+	case CONN_OK:
+		return RD_OK;
+	case CONN_TIMEOUT:
 		return RD_TIMEOUT;
-	rd_connect_reason(err, why, whylen);
-	return RD_BROKEN;
-done:
-	for (int i = 0; i < n; i++)
-		close(pfd[i].fd);
-	return RD_OK;
+	default:
+		rd_connect_reason(err, why, whylen);
+		return RD_BROKEN;
+	}
 }
 
 /* ---- TLS ----------------------------------------------------------------- */
-
-/*
- * A socket BIO whose writes cannot raise SIGPIPE (OpenSSL's own uses
- * write()).  The descriptor stays the run's to close.
- */
-static BIO_METHOD *rd_bio_method;
-static pthread_once_t rd_bio_once = PTHREAD_ONCE_INIT;
-
-static int rd_bio_write(BIO *b, const char *data, int len)
-{
-	ssize_t n = send(*(int *)BIO_get_data(b), data, (size_t)len,
-			 MSG_NOSIGNAL);
-
-	BIO_clear_retry_flags(b);
-	if (n < 0 && rd_again(errno))
-		BIO_set_retry_write(b);
-	return (int)n;
-}
-
-static int rd_bio_read(BIO *b, char *data, int len)
-{
-	ssize_t n = recv(*(int *)BIO_get_data(b), data, (size_t)len, 0);
-
-	BIO_clear_retry_flags(b);
-	if (n < 0 && rd_again(errno))
-		BIO_set_retry_read(b);
-	return (int)n;
-}
-
-static long rd_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	const int *fdp = BIO_get_data(b);
-	int fd = fdp ? *fdp : -1;
-
-	(void)num;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1;
-	case BIO_C_GET_FD:
-		if (ptr)
-			*(int *)ptr = fd;
-		return fd;
-	default:
-		return 0;
-	}
-}
-
-static int rd_bio_create(BIO *b)
-{
-	BIO_set_init(b, 1);
-	return 1;
-}
-
-static void rd_bio_init(void)
-{
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-				     "healthd redis socket");
-
-	if (m && BIO_meth_set_write(m, rd_bio_write) &&
-	    BIO_meth_set_read(m, rd_bio_read) &&
-	    BIO_meth_set_ctrl(m, rd_bio_ctrl) &&
-	    BIO_meth_set_create(m, rd_bio_create)) {
-		rd_bio_method = m;
-		return;
-	}
-	BIO_meth_free(m);
-}
-
-__attribute__((destructor)) static void rd_bio_free(void)
-{
-	BIO_meth_free(rd_bio_method);
-}
 
 /* Called when the server asks for a client certificate: remember it, to
  * tell why the server then gives up on us. */
@@ -403,11 +204,11 @@ static void rd_ssl_reason(const struct rd_conn *c, const char *what,
 	/* In TLS 1.3 the server judges our certificate after the handshake:
 	 * its verdict is the end of the connection before the first reply. */
 	int first = c->asked_cert && !c->replies &&
-		    SSL_is_init_finished(c->ssl);
+		    SSL_is_init_finished(c->conn.ssl);
 
 	if (!c->rd->has_cert &&
 	    (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-	     (c->asked_cert && !SSL_is_init_finished(c->ssl)) || first))
+	     (c->asked_cert && !SSL_is_init_finished(c->conn.ssl)) || first))
 		snprintf(why, whylen, "the server requires a client "
 				      "certificate (set cert_file and "
 				      "key_file)");
@@ -440,74 +241,47 @@ static void rd_ssl_last_word(const struct rd_conn *c, int *sslerr)
 	int n, e;
 
 	ERR_clear_error();
-	n = SSL_read(c->ssl, &byte, 1);
-	e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+	n = SSL_read(c->conn.ssl, &byte, 1);
+	e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->conn.ssl, n);
 	if (e == SSL_ERROR_SSL)
 		*sslerr = e; /* its reason is on the error queue */
 	else
 		ERR_clear_error();
 }
 
-/* Wait for what OpenSSL asked for: RD_OK to call it again. */
-static enum rd_step rd_ssl_wait(const struct rd_conn *c, int sslerr,
-				const char *what, char *why, size_t whylen)
+/* conn.c's outcome in redis's words: RD_OK to go on; CONN_FAILED (with
+ * TLS) says errno with `what`. */
+static enum rd_step rd_ssl_step(const struct rd_conn *c, enum conn_step st,
+				int sslerr, const char *what, char *why,
+				size_t whylen)
 {
-	int w;
-
-	if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+	switch (st) {
+	case CONN_OK:
+		return RD_OK;
+	case CONN_TIMEOUT:
+		return RD_TIMEOUT;
+	case CONN_TLS_FAILED:
 		rd_ssl_reason(c, what, sslerr, why, whylen);
 		return RD_BROKEN;
-	}
-	w = rd_wait(c, sslerr == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
-	if (w == 0)
-		return RD_TIMEOUT;
-	if (w < 0) {
+	default:
 		snprintf(why, whylen, "%s: %s", what, strerror(errno));
 		return RD_BROKEN;
 	}
-	return RD_OK;
 }
 
 static enum rd_step rd_handshake(struct rd_conn *c, char *why, size_t whylen)
 {
 	const struct rd *rd = c->rd;
-	X509_VERIFY_PARAM *param;
-	BIO *bio;
+	int e = SSL_ERROR_NONE;
 
-	if (!rd_bio_method || !(c->ssl = SSL_new(rd->ctx)) ||
-	    !(bio = BIO_new(rd_bio_method))) {
+	if (conn_tls_start(&c->conn, rd->ctx, rd->host_name, rd->name_is_ip) <
+	    0) {
 		snprintf(why, whylen, "cannot set up TLS (out of memory?)");
-		ERR_clear_error();
 		return RD_BROKEN;
 	}
-	BIO_set_data(bio, &c->fd);
-	SSL_set_bio(c->ssl, bio, bio);
-	SSL_set_cert_cb(c->ssl, rd_cert_asked, c);
-	SSL_set_connect_state(c->ssl);
-	/* RFC 6066: no address in SNI. */
-	if (!rd->name_is_ip)
-		SSL_set_tlsext_host_name(c->ssl, rd->host_name);
-	param = SSL_get0_param(c->ssl);
-	if (rd->name_is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(param, rd->host_name);
-	} else {
-		X509_VERIFY_PARAM_set_hostflags(
-			param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		X509_VERIFY_PARAM_set1_host(param, rd->host_name, 0);
-	}
-	for (;;) {
-		int rc, e;
-		enum rd_step st;
-
-		ERR_clear_error();
-		rc = SSL_do_handshake(c->ssl);
-		if (rc == 1)
-			return RD_OK;
-		e = SSL_get_error(c->ssl, rc);
-		st = rd_ssl_wait(c, e, "TLS handshake failed", why, whylen);
-		if (st != RD_OK)
-			return st;
-	}
+	SSL_set_cert_cb(c->conn.ssl, rd_cert_asked, c);
+	return rd_ssl_step(c, conn_tls_handshake(&c->conn, &e), e,
+			   "TLS handshake failed", why, whylen);
 }
 
 /*
@@ -520,31 +294,9 @@ static enum healthd_status rd_cert(const struct rd_conn *c,
 				   size_t whylen)
 {
 	const struct rd *rd = c->rd;
-	X509 *x = SSL_get1_peer_certificate(c->ssl);
-	long v = SSL_get_verify_result(c->ssl);
-	struct tls_cert cert;
 
-	if (!x || tls_cert_read(x, &cert) < 0) {
-		X509_free(x);
-		snprintf(why, whylen, "%s", x ? "cannot read the server's TLS "
-						"certificate"
-					      : "the server sent no TLS "
-						"certificate");
-		return HEALTHD_FAIL;
-	}
-	X509_free(x);
-	tls_cert_details(rd->host, result, &cert);
-	if (v != X509_V_OK) {
-		const char *text = X509_verify_cert_error_string(v);
-
-		rd->host->detail_str(result, "cert_verify_error", text);
-		if (rd->verify) {
-			snprintf(why, whylen, "TLS certificate verify failed: %s",
-				 text);
-			return HEALTHD_FAIL;
-		}
-	}
-	return tls_cert_judge(&rd->lim, &cert, why, whylen);
+	return conn_tls_cert(&c->conn, rd->host, result, rd->verify, &rd->lim,
+			     "TLS certificate verify failed", why, whylen);
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -559,7 +311,7 @@ static enum rd_step rd_lost(const struct rd_conn *c, int err, char *why,
 	else
 		/* A TLS port closes on the first plain command. */
 		snprintf(why, whylen, "server closed the connection%s",
-			 !c->replies && !c->ssl && !c->rd->path
+			 !c->replies && !c->conn.ssl && !c->rd->path
 				 ? " before answering (a TLS port? use "
 				   "rediss://)"
 				 : "");
@@ -569,47 +321,14 @@ static enum rd_step rd_lost(const struct rd_conn *c, int err, char *why,
 static enum rd_step rd_send(const struct rd_conn *c, const char *p,
 			    size_t left, char *why, size_t whylen)
 {
-	while (left) {
-		if (c->ssl) {
-			int n, e;
-			enum rd_step st;
+	int e = SSL_ERROR_NONE;
+	enum conn_step st = conn_send(&c->conn, p, left, &e);
 
-			ERR_clear_error();
-			n = SSL_write(c->ssl, p,
-				      left > INT_MAX ? INT_MAX : (int)left);
-			if (n > 0) {
-				p += n;
-				left -= (size_t)n;
-				continue;
-			}
-			e = SSL_get_error(c->ssl, n);
-			if (e == SSL_ERROR_SYSCALL)
-				rd_ssl_last_word(c, &e);
-			st = rd_ssl_wait(c, e, "sending failed", why, whylen);
-			if (st != RD_OK)
-				return st;
-		} else {
-			ssize_t n = send(c->fd, p, left, MSG_NOSIGNAL);
-			int w;
-
-			if (n >= 0) {
-				p += n;
-				left -= (size_t)n;
-				continue;
-			}
-			if (!rd_again(errno))
-				return rd_lost(c, errno, why, whylen);
-			w = rd_wait(c, POLLOUT);
-			if (w == 0)
-				return RD_TIMEOUT;
-			if (w < 0) {
-				snprintf(why, whylen, "connection lost: %s",
-					 strerror(errno));
-				return RD_BROKEN;
-			}
-		}
-	}
-	return RD_OK;
+	if (st == CONN_FAILED && !c->conn.ssl)
+		return rd_lost(c, errno, why, whylen);
+	if (st == CONN_TLS_FAILED && e == SSL_ERROR_SYSCALL)
+		rd_ssl_last_word(c, &e);
+	return rd_ssl_step(c, st, e, "sending failed", why, whylen);
 }
 
 /* Read what has come (waiting for it until the deadline) into the reply
@@ -618,49 +337,26 @@ static enum rd_step rd_read(const struct rd_conn *c, size_t *got, char *why,
 			    size_t whylen)
 {
 	char buf[16384];
+	int e = SSL_ERROR_NONE;
+	enum conn_step st = conn_recv(&c->conn, buf, sizeof(buf), got, &e);
+	enum rd_step rst;
 
-	for (;;) {
-		if (c->ssl) {
-			int n, e;
-			enum rd_step st;
-
-			ERR_clear_error();
-			n = SSL_read(c->ssl, buf, (int)sizeof(buf));
-			if (n > 0) {
-				*got = (size_t)n;
-				break;
-			}
-			e = SSL_get_error(c->ssl, n);
-			if (e == SSL_ERROR_ZERO_RETURN && !c->asked_cert) {
-				snprintf(why, whylen, "server closed the "
-						      "connection");
-				return RD_BROKEN;
-			}
-			st = rd_ssl_wait(c, e, "receiving failed", why, whylen);
-			if (st != RD_OK)
-				return st;
-		} else {
-			ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-			int w;
-
-			if (n > 0) {
-				*got = (size_t)n;
-				break;
-			}
-			if (n == 0)
-				return rd_lost(c, 0, why, whylen);
-			if (!rd_again(errno))
-				return rd_lost(c, errno, why, whylen);
-			w = rd_wait(c, POLLIN);
-			if (w == 0)
-				return RD_TIMEOUT;
-			if (w < 0) {
-				snprintf(why, whylen, "connection lost: %s",
-					 strerror(errno));
-				return RD_BROKEN;
-			}
+	if (st == CONN_EOF && c->conn.ssl) {
+		if (!c->asked_cert) {
+			snprintf(why, whylen, "server closed the "
+					      "connection");
+			return RD_BROKEN;
 		}
+		/* Maybe our certificate's verdict: rd_ssl_reason() tells. */
+		st = CONN_TLS_FAILED;
 	}
+	if (st == CONN_EOF)
+		return rd_lost(c, 0, why, whylen);
+	if (st == CONN_FAILED && !c->conn.ssl)
+		return rd_lost(c, errno, why, whylen);
+	rst = rd_ssl_step(c, st, e, "receiving failed", why, whylen);
+	if (rst != RD_OK)
+		return rst;
 	if (redisReaderFeed(c->reader, buf, *got) != REDIS_OK) {
 		snprintf(why, whylen, "out of memory");
 		return RD_BROKEN;
@@ -721,17 +417,7 @@ static enum rd_step rd_command(struct rd_conn *c, redisReply **out,
 
 static void rd_close(struct rd_conn *c)
 {
-	if (c->ssl) {
-		/* close_notify if it fits in the socket buffer; no waiting. */
-		ERR_clear_error();
-		SSL_shutdown(c->ssl);
-		ERR_clear_error();
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-	}
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	conn_close(&c->conn);
 	if (c->reader)
 		redisReaderFree(c->reader);
 	c->reader = NULL;
@@ -832,7 +518,7 @@ static enum rd_step rd_open(struct rd_conn *c, struct healthd_result *result,
 	struct addrinfo *res = NULL;
 	char addr[NI_MAXHOST];
 	enum rd_step st;
-	double t0 = rd_now();
+	double t0 = conn_now();
 	int tried = 0;
 
 	*stage = RS_RESOLVE;
@@ -843,10 +529,10 @@ static enum rd_step rd_open(struct rd_conn *c, struct healthd_result *result,
 		/* Its words on failure: "could not resolve NAME (timed out
 		 * after N ms)", "NAME: name does not exist"... */
 		if (resolve_within(rd->host_name, rd->port_text, SOCK_STREAM,
-				   c->deadline, host->now_ms, &res, why,
+				   c->conn.deadline, host->now_ms, &res, why,
 				   whylen) != RESOLVE_OK)
 			return RD_BROKEN;
-		host->detail_num(result, "resolve_ms", rd_now() - t0);
+		host->detail_num(result, "resolve_ms", conn_now() - t0);
 	}
 	*stage = RS_CONNECT;
 	st = rd_connect(c, res ? res : &unix_ai, &won, &tried, why, whylen);
@@ -869,12 +555,12 @@ static enum rd_step rd_open(struct rd_conn *c, struct healthd_result *result,
 		return RD_OK;
 
 	*stage = RS_TLS;
-	t0 = rd_now();
+	t0 = conn_now();
 	st = rd_handshake(c, why, whylen);
 	if (st != RD_OK)
 		return st;
-	host->detail_str(result, "tls_version", SSL_get_version(c->ssl));
-	host->detail_num(result, "tls_handshake_ms", rd_now() - t0);
+	host->detail_str(result, "tls_version", SSL_get_version(c->conn.ssl));
+	host->detail_num(result, "tls_handshake_ms", conn_now() - t0);
 	*cert_st = rd_cert(c, result, cert_why, cert_whylen);
 	if (*cert_st == HEALTHD_FAIL) {
 		/* No credential goes to a server that failed. */
@@ -888,7 +574,8 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		     int64_t deadline_ms, struct healthd_result *result)
 {
 	struct rd *rd = instance;
-	struct rd_conn c = {.rd = rd, .deadline = deadline_ms, .fd = -1};
+	struct rd_conn c = {.rd = rd,
+			    .conn = CONN_INIT(deadline_ms, host->now_ms)};
 	int64_t start = host->now_ms();
 	redisReply *reply = NULL;
 	enum rd_stage stage = RS_RESOLVE;
@@ -946,9 +633,9 @@ static void rd_check(const struct healthd_host *host, void *instance,
 		const char *argv[] = {"PING"};
 
 		stage = RS_PING;
-		t0 = rd_now();
+		t0 = conn_now();
 		st = rd_command(&c, &reply, 1, argv, why, sizeof(why));
-		latency = rd_now() - t0;
+		latency = conn_now() - t0;
 		if (st == RD_ERROR)
 			rd_reply_reason("PING", reply, why, sizeof(why));
 		if (st != RD_OK)
@@ -1018,8 +705,8 @@ static void rd_check(const struct healthd_host *host, void *instance,
 			 100.0 * used / maxmem);
 	} else {
 		snprintf(msg, sizeof(msg), "PONG in %.1f ms (%s, %s%s%s%s)",
-			 latency, role, version, c.ssl ? ", " : "",
-			 c.ssl ? SSL_get_version(c.ssl) : "",
+			 latency, role, version, c.conn.ssl ? ", " : "",
+			 c.conn.ssl ? SSL_get_version(c.conn.ssl) : "",
 			 rd->max_ratio > 0 && maxmem <= 0
 				 ? "; no maxmemory set, ratio not checked"
 				 : "");
@@ -1269,6 +956,7 @@ static int rd_create_tls(struct rd *rd, char *err, size_t errlen)
 	const char *ca_file = host->option(rd->check, "ca_file");
 	const char *cert_file = host->option(rd->check, "cert_file");
 	const char *key_file = host->option(rd->check, "key_file");
+	int rc;
 
 	if (host->option_bool(rd->check, "tls_verify", &rd->verify, err,
 			      errlen) < 0 ||
@@ -1278,37 +966,11 @@ static int rd_create_tls(struct rd *rd, char *err, size_t errlen)
 		snprintf(err, errlen, "key_file: needs cert_file");
 		return -EINVAL;
 	}
-	pthread_once(&rd_bio_once, rd_bio_init);
-	rd->ctx = SSL_CTX_new(TLS_client_method());
-	if (!rd->ctx || !rd_bio_method) {
-		snprintf(err, errlen, "cannot set up TLS (out of memory?)");
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	/* Verified all the same, and judged after the handshake. */
-	SSL_CTX_set_verify(rd->ctx, SSL_VERIFY_NONE, NULL);
-	/* A server that closes without close_notify is told as closed. */
-	SSL_CTX_set_options(rd->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	rc = conn_tls_ctx(&rd->ctx, ca_file, err, errlen);
+	if (rc < 0)
+		return rc;
 	SSL_CTX_set_default_passwd_cb(rd->ctx, rd_no_passphrase);
 	rd->name_is_ip = resolve_is_numeric(rd->host_name);
-	if (ca_file && ca_file[0]) {
-		if (access(ca_file, R_OK) != 0) {
-			snprintf(err, errlen, "ca_file: cannot read it (%s)",
-				 strerror(errno));
-			return -EINVAL;
-		}
-		if (SSL_CTX_load_verify_locations(rd->ctx, ca_file, NULL) != 1) {
-			ERR_clear_error();
-			snprintf(err, errlen, "ca_file: not a PEM file of CA "
-					      "certificates");
-			return -EINVAL;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(rd->ctx) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen, "cannot load the system's CA "
-				      "certificates");
-		return -EIO;
-	}
 	if (!(cert_file && cert_file[0]))
 		return 0;
 	if (!key_file || !key_file[0])

@@ -22,23 +22,19 @@
  * a server that failed verification.
  *
  * The plugin host leaves SIGPIPE at its default: every write is a send()
- * with MSG_NOSIGNAL, OpenSSL's included (tcp_bio).
+ * with MSG_NOSIGNAL, OpenSSL's included (conn.c).
  *
  * Messages name host:port only.  `send` may hold a secret and `expect` may
  * repeat it: neither, nor the bytes received, is ever shown.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -47,12 +43,11 @@
 
 #include <healthd/plugin.h>
 
+#include "conn.h"
 #include "resolve.h"
 #include "tls_cert.h"
 
 #define TCP_READ_CAP 4096    /* expect is looked for in this much */
-#define TCP_MAX_ADDRS 16     /* addresses tried per run */
-#define TCP_STAGGER_MS 250   /* next address after this long unanswered */
 
 struct tcp {
 	const struct healthd_host *host;
@@ -75,9 +70,7 @@ struct tcp {
 /* One run's connection. */
 struct tcp_run {
 	const struct tcp *t;
-	int64_t deadline;
-	int fd;
-	SSL *ssl;
+	struct conn c;
 };
 
 enum tcp_step {
@@ -110,22 +103,6 @@ static const struct healthd_option_spec tcp_options[] = {
 	TLS_CERT_OPTIONS,
 	{NULL, NULL, NULL},
 };
-
-/* Latency is finer than the deadline clock's milliseconds. */
-static double tcp_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int tcp_left(const struct tcp *t, int64_t deadline)
-{
-	int64_t left = deadline - t->host->now_ms();
-
-	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-}
 
 /* ---- name resolution ---------------------------------------------------- */
 
@@ -164,203 +141,30 @@ static void tcp_connect_reason(int err, char *why, size_t whylen)
 		snprintf(why, whylen, "could not connect");
 }
 
-/*
- * Try the addresses in the resolver's order, a new attempt whenever none is
- * in flight or the latest has gone TCP_STAGGER_MS unanswered; the first to
- * connect wins.  Sets r->fd and `addr`, and *tried.
- */
+/* conn.c connects; tcp keeps its own phrases and the address text. */
 static enum tcp_step tcp_connect(struct tcp_run *r, const struct addrinfo *res,
 				 char *addr, size_t addrlen, int *tried,
 				 char *why, size_t whylen)
 {
-	const struct tcp *t = r->t;
-	struct pollfd pfd[TCP_MAX_ADDRS];
-	const struct addrinfo *on[TCP_MAX_ADDRS];
-	const struct addrinfo *next = res, *won = NULL;
-	int64_t started = 0;
-	int n = 0, err = 0, timed_out = 0;
+	const struct addrinfo *won;
+	int err;
 
-	*tried = 0;
-	for (;;) {
-		int64_t now = t->host->now_ms();
-		int wait;
-
-		if (now >= r->deadline) {
-			timed_out = 1;
-			break;
-		}
-		while (next && *tried < TCP_MAX_ADDRS &&
-		       (n == 0 || now - started >= TCP_STAGGER_MS)) {
-			const struct addrinfo *ai = next;
-			int fd = socket(ai->ai_family,
-					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-			next = ai->ai_next;
-			++*tried;
-			if (fd < 0) {
-				err = errno;
-				continue;
-			}
-			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-				r->fd = fd;
-				won = ai;
-				goto done;
-			}
-			if (errno != EINPROGRESS) {
-				/* e.g. ENETUNREACH: no IPv6 route */
-				err = errno;
-				close(fd);
-				continue;
-			}
-			pfd[n] = (struct pollfd){.fd = fd, .events = POLLOUT};
-			on[n++] = ai;
-			started = now;
-		}
-		if (n == 0)
-			break; /* every address failed */
-		wait = tcp_left(t, r->deadline);
-		if (next && *tried < TCP_MAX_ADDRS &&
-		    started + TCP_STAGGER_MS - now < wait)
-			wait = (int)(started + TCP_STAGGER_MS - now);
-		if (poll(pfd, (nfds_t)n, wait < 0 ? 0 : wait) < 0 &&
-		    errno != EINTR) {
-			err = errno;
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			int e = 0;
-			socklen_t len = sizeof(e);
-
-			if (!pfd[i].revents)
-				continue;
-			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e,
-				       &len) < 0)
-				e = errno;
-			if (!e && (pfd[i].revents & POLLOUT)) {
-				r->fd = pfd[i].fd;
-				won = on[i];
-				pfd[i] = pfd[--n];
-				goto done;
-			}
-			err = e ? e : ECONNRESET;
-			close(pfd[i].fd);
-			pfd[i] = pfd[--n];
-			on[i] = on[n];
-			i--;
-		}
-	}
-	for (int i = 0; i < n; i++)
-		close(pfd[i].fd);
-	if (timed_out)
+	switch (conn_connect(&r->c, res, &won, tried, &err)) {
+	case CONN_OK:
+		break;
+	case CONN_TIMEOUT:
 		return TCP_TIMEOUT;
-	tcp_connect_reason(err, why, whylen);
-	return TCP_FAILED;
-done:
-	for (int i = 0; i < n; i++)
-		close(pfd[i].fd);
+	default:
+		tcp_connect_reason(err, why, whylen);
+		return TCP_FAILED;
+	}
 	if (getnameinfo(won->ai_addr, won->ai_addrlen, addr, (socklen_t)addrlen,
 			NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(addr, addrlen, "?");
 	return TCP_OK;
 }
 
-/* Wait until the socket is ready for `events` or the deadline: 1 ready, 0
- * timed out, -1 error. */
-static int tcp_wait(const struct tcp_run *r, short events)
-{
-	for (;;) {
-		int left = tcp_left(r->t, r->deadline);
-		struct pollfd p = {.fd = r->fd, .events = events};
-		int n;
-
-		if (left == 0)
-			return 0;
-		n = poll(&p, 1, left);
-		if (n > 0)
-			return 1;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 /* ---- TLS ----------------------------------------------------------------- */
-
-static int tcp_again(int e)
-{
-	return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
-}
-
-/*
- * A socket BIO whose writes cannot raise SIGPIPE (OpenSSL's own uses
- * write()).  The descriptor stays the run's to close.
- */
-static BIO_METHOD *tcp_bio_method;
-static pthread_once_t tcp_bio_once = PTHREAD_ONCE_INIT;
-
-static int tcp_bio_write(BIO *b, const char *data, int len)
-{
-	ssize_t n = send(*(int *)BIO_get_data(b), data, (size_t)len,
-			 MSG_NOSIGNAL);
-
-	BIO_clear_retry_flags(b);
-	if (n < 0 && tcp_again(errno))
-		BIO_set_retry_write(b);
-	return (int)n;
-}
-
-static int tcp_bio_read(BIO *b, char *data, int len)
-{
-	ssize_t n = recv(*(int *)BIO_get_data(b), data, (size_t)len, 0);
-
-	BIO_clear_retry_flags(b);
-	if (n < 0 && tcp_again(errno))
-		BIO_set_retry_read(b);
-	return (int)n;
-}
-
-static long tcp_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	const int *fdp = BIO_get_data(b);
-	int fd = fdp ? *fdp : -1;
-
-	(void)num;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1;
-	case BIO_C_GET_FD:
-		if (ptr)
-			*(int *)ptr = fd;
-		return fd;
-	default:
-		return 0;
-	}
-}
-
-static int tcp_bio_create(BIO *b)
-{
-	BIO_set_init(b, 1);
-	return 1;
-}
-
-static void tcp_bio_init(void)
-{
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-				     "healthd tcp socket");
-
-	if (m && BIO_meth_set_write(m, tcp_bio_write) &&
-	    BIO_meth_set_read(m, tcp_bio_read) &&
-	    BIO_meth_set_ctrl(m, tcp_bio_ctrl) &&
-	    BIO_meth_set_create(m, tcp_bio_create)) {
-		tcp_bio_method = m;
-		return;
-	}
-	BIO_meth_free(m);
-}
-
-__attribute__((destructor)) static void tcp_bio_free(void)
-{
-	BIO_meth_free(tcp_bio_method);
-}
 
 /* OpenSSL's reason for the last failure, in its fixed words (no option
  * value can be in them), or the system's. */
@@ -381,66 +185,37 @@ static void tcp_ssl_reason(const char *what, int sslerr, char *why,
 	ERR_clear_error();
 }
 
-/* Wait for what OpenSSL asked for: TCP_OK to call it again. */
-static enum tcp_step tcp_ssl_wait(const struct tcp_run *r, int sslerr,
+/* conn.c's outcome in tcp's words: TCP_OK to go on.  CONN_FAILED says
+ * errno with `what`, as tcp always has, TLS or not. */
+static enum tcp_step tcp_ssl_step(enum conn_step st, int sslerr,
 				  const char *what, char *why, size_t whylen)
 {
-	int w;
-
-	if (sslerr != SSL_ERROR_WANT_READ && sslerr != SSL_ERROR_WANT_WRITE) {
+	switch (st) {
+	case CONN_OK:
+		return TCP_OK;
+	case CONN_TIMEOUT:
+		return TCP_TIMEOUT;
+	case CONN_TLS_FAILED:
 		tcp_ssl_reason(what, sslerr, why, whylen);
 		return TCP_FAILED;
-	}
-	w = tcp_wait(r, sslerr == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT);
-	if (w == 0)
-		return TCP_TIMEOUT;
-	if (w < 0) {
+	default:
 		snprintf(why, whylen, "%s: %s", what, strerror(errno));
 		return TCP_FAILED;
 	}
-	return TCP_OK;
 }
 
 static enum tcp_step tcp_handshake(struct tcp_run *r, char *why,
 				   size_t whylen)
 {
 	const struct tcp *t = r->t;
-	X509_VERIFY_PARAM *param;
-	BIO *bio;
+	int e = SSL_ERROR_NONE;
 
-	if (!tcp_bio_method || !(r->ssl = SSL_new(t->ctx)) ||
-	    !(bio = BIO_new(tcp_bio_method))) {
+	if (conn_tls_start(&r->c, t->ctx, t->server_name, t->name_is_ip) < 0) {
 		snprintf(why, whylen, "cannot set up TLS (out of memory?)");
-		ERR_clear_error();
 		return TCP_FAILED;
 	}
-	BIO_set_data(bio, &r->fd);
-	SSL_set_bio(r->ssl, bio, bio);
-	SSL_set_connect_state(r->ssl);
-	/* RFC 6066: no address in SNI. */
-	if (!t->name_is_ip)
-		SSL_set_tlsext_host_name(r->ssl, t->server_name);
-	param = SSL_get0_param(r->ssl);
-	if (t->name_is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(param, t->server_name);
-	} else {
-		X509_VERIFY_PARAM_set_hostflags(
-			param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		X509_VERIFY_PARAM_set1_host(param, t->server_name, 0);
-	}
-	for (;;) {
-		int rc, e;
-		enum tcp_step st;
-
-		ERR_clear_error();
-		rc = SSL_do_handshake(r->ssl);
-		if (rc == 1)
-			return TCP_OK;
-		e = SSL_get_error(r->ssl, rc);
-		st = tcp_ssl_wait(r, e, "TLS handshake failed", why, whylen);
-		if (st != TCP_OK)
-			return st;
-	}
+	return tcp_ssl_step(conn_tls_handshake(&r->c, &e), e,
+			    "TLS handshake failed", why, whylen);
 }
 
 /* ---- send and expect ----------------------------------------------------- */
@@ -449,50 +224,10 @@ static enum tcp_step tcp_send(const struct tcp_run *r, char *why,
 			      size_t whylen)
 {
 	const char *p = r->t->send;
-	size_t left = strlen(p);
+	int e = SSL_ERROR_NONE;
+	enum conn_step st = conn_send(&r->c, p, strlen(p), &e);
 
-	while (left) {
-		if (r->ssl) {
-			int n, e;
-			enum tcp_step st;
-
-			ERR_clear_error();
-			n = SSL_write(r->ssl, p,
-				      left > INT_MAX ? INT_MAX : (int)left);
-			if (n > 0) {
-				p += n;
-				left -= (size_t)n;
-				continue;
-			}
-			e = SSL_get_error(r->ssl, n);
-			st = tcp_ssl_wait(r, e, "sending failed", why, whylen);
-			if (st != TCP_OK)
-				return st;
-		} else {
-			ssize_t n = send(r->fd, p, left, MSG_NOSIGNAL);
-			int w;
-
-			if (n >= 0) {
-				p += n;
-				left -= (size_t)n;
-				continue;
-			}
-			if (!tcp_again(errno)) {
-				snprintf(why, whylen, "sending failed: %s",
-					 strerror(errno));
-				return TCP_FAILED;
-			}
-			w = tcp_wait(r, POLLOUT);
-			if (w == 0)
-				return TCP_TIMEOUT;
-			if (w < 0) {
-				snprintf(why, whylen, "sending failed: %s",
-					 strerror(errno));
-				return TCP_FAILED;
-			}
-		}
-	}
-	return TCP_OK;
+	return tcp_ssl_step(st, e, "sending failed", why, whylen);
 }
 
 static int tcp_matches(const struct tcp *t, size_t len)
@@ -514,48 +249,17 @@ static enum tcp_step tcp_expect(const struct tcp_run *r, size_t *len,
 
 	*len = 0;
 	while (*len < TCP_READ_CAP && !eof) {
-		size_t room = TCP_READ_CAP - *len;
+		size_t got = 0;
+		int e = SSL_ERROR_NONE;
+		enum conn_step cs = conn_recv(&r->c, t->buf + *len,
+					      TCP_READ_CAP - *len, &got, &e);
 
-		if (r->ssl) {
-			int n, e;
-			enum tcp_step st;
-
-			ERR_clear_error();
-			n = SSL_read(r->ssl, t->buf + *len, (int)room);
-			if (n > 0) {
-				*len += (size_t)n;
-			} else if ((e = SSL_get_error(r->ssl, n)) ==
-				   SSL_ERROR_ZERO_RETURN) {
-				eof = 1;
-			} else {
-				st = tcp_ssl_wait(r, e, "receiving failed", why,
-						  whylen);
-				if (st != TCP_OK)
-					return st;
-				continue;
-			}
-		} else {
-			ssize_t n = recv(r->fd, t->buf + *len, room, 0);
-			int w;
-
-			if (n > 0) {
-				*len += (size_t)n;
-			} else if (n == 0) {
-				eof = 1;
-			} else if (!tcp_again(errno)) {
-				snprintf(why, whylen, "receiving failed: %s",
-					 strerror(errno));
-				return TCP_FAILED;
-			} else if ((w = tcp_wait(r, POLLIN)) == 0) {
-				return TCP_TIMEOUT;
-			} else if (w < 0) {
-				snprintf(why, whylen, "receiving failed: %s",
-					 strerror(errno));
-				return TCP_FAILED;
-			} else {
-				continue;
-			}
-		}
+		if (cs == CONN_EOF)
+			eof = 1;
+		else if (cs != CONN_OK)
+			return tcp_ssl_step(cs, e, "receiving failed", why,
+					    whylen);
+		*len += got;
 		t->buf[*len] = '\0';
 		if (tcp_matches(t, *len))
 			return TCP_OK;
@@ -573,21 +277,6 @@ static enum tcp_step tcp_expect(const struct tcp_run *r, size_t *len,
 
 /* ---- the check ----------------------------------------------------------- */
 
-static void tcp_close(struct tcp_run *r)
-{
-	if (r->ssl) {
-		/* close_notify if it fits in the socket buffer; no waiting. */
-		ERR_clear_error();
-		SSL_shutdown(r->ssl);
-		ERR_clear_error();
-		SSL_free(r->ssl);
-		r->ssl = NULL;
-	}
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-}
-
 /* Read, report and judge the peer's certificate; FAIL when tls_verify
  * refuses it or it has expired. */
 static enum healthd_status tcp_cert(const struct tcp_run *r,
@@ -595,31 +284,9 @@ static enum healthd_status tcp_cert(const struct tcp_run *r,
 				    size_t whylen)
 {
 	const struct tcp *t = r->t;
-	X509 *x = SSL_get1_peer_certificate(r->ssl);
-	long v = SSL_get_verify_result(r->ssl);
-	struct tls_cert c;
 
-	if (!x || tls_cert_read(x, &c) < 0) {
-		X509_free(x);
-		snprintf(why, whylen, "%s", x ? "cannot read the server's TLS "
-						"certificate"
-					      : "the server sent no TLS "
-						"certificate");
-		return HEALTHD_FAIL;
-	}
-	X509_free(x);
-	tls_cert_details(t->host, result, &c);
-	if (v != X509_V_OK) {
-		const char *text = X509_verify_cert_error_string(v);
-
-		t->host->detail_str(result, "cert_verify_error", text);
-		if (t->verify) {
-			snprintf(why, whylen, "TLS certificate not trusted: %s",
-				 text);
-			return HEALTHD_FAIL;
-		}
-	}
-	return tls_cert_judge(&t->lim, &c, why, whylen);
+	return conn_tls_cert(&r->c, t->host, result, t->verify, &t->lim,
+			     "TLS certificate not trusted", why, whylen);
 }
 
 static const char *tcp_stage_name[] = {
@@ -633,14 +300,15 @@ static void tcp_check(const struct healthd_host *host, void *instance,
 		      int64_t deadline_ms, struct healthd_result *result)
 {
 	struct tcp *t = instance;
-	struct tcp_run r = {.t = t, .deadline = deadline_ms, .fd = -1};
+	struct tcp_run r = {.t = t,
+			    .c = CONN_INIT(deadline_ms, host->now_ms)};
 	int64_t start = host->now_ms();
 	struct addrinfo *res = NULL;
 	char why[300] = "", cert_why[200] = "", addr[NI_MAXHOST];
 	enum healthd_status cert_st = HEALTHD_PASS;
 	enum tcp_stage stage = TS_RESOLVE;
 	enum tcp_step st;
-	double t0 = tcp_now(), t1, connect_ms, tls_ms = 0;
+	double t0 = conn_now(), t1, connect_ms, tls_ms = 0;
 	size_t got = 0;
 	int tried = 0;
 
@@ -648,7 +316,7 @@ static void tcp_check(const struct healthd_host *host, void *instance,
 	st = tcp_resolve(t, deadline_ms, &res, why, sizeof(why));
 	if (st != TCP_OK)
 		goto out;
-	t1 = tcp_now();
+	t1 = conn_now();
 	host->detail_num(result, "resolve_ms", t1 - t0);
 	stage = TS_CONNECT;
 	st = tcp_connect(&r, res, addr, sizeof(addr), &tried, why, sizeof(why));
@@ -656,18 +324,18 @@ static void tcp_check(const struct healthd_host *host, void *instance,
 	host->detail_num(result, "addresses_tried", tried);
 	if (st != TCP_OK)
 		goto out;
-	connect_ms = tcp_now() - t1;
+	connect_ms = conn_now() - t1;
 	host->detail_str(result, "address", addr);
 	host->detail_num(result, "connect_ms", connect_ms);
 
 	if (t->tls) {
-		t1 = tcp_now();
+		t1 = conn_now();
 		stage = TS_TLS;
 		st = tcp_handshake(&r, why, sizeof(why));
 		if (st != TCP_OK)
 			goto out;
-		tls_ms = tcp_now() - t1;
-		host->detail_str(result, "tls_version", SSL_get_version(r.ssl));
+		tls_ms = conn_now() - t1;
+		host->detail_str(result, "tls_version", SSL_get_version(r.c.ssl));
 		host->detail_num(result, "tls_handshake_ms", tls_ms);
 		cert_st = tcp_cert(&r, result, cert_why, sizeof(cert_why));
 		if (cert_st == HEALTHD_FAIL) {
@@ -690,13 +358,13 @@ static void tcp_check(const struct healthd_host *host, void *instance,
 		if (st != TCP_OK)
 			goto out;
 	}
-	host->detail_num(result, "latency_ms", tcp_now() - t0);
+	host->detail_num(result, "latency_ms", conn_now() - t0);
 	if (cert_st != HEALTHD_PASS)
 		host->result(result, cert_st, "%s: %s", t->label, cert_why);
 	else if (t->tls)
 		host->result(result, HEALTHD_PASS,
 			     "%s: connected in %.1f ms, %s in %.1f ms%s, %s",
-			     t->label, connect_ms, SSL_get_version(r.ssl),
+			     t->label, connect_ms, SSL_get_version(r.c.ssl),
 			     tls_ms, t->buf ? ", answer matched" : "",
 			     cert_why);
 	else
@@ -713,7 +381,7 @@ out:
 	else
 		host->result(result, HEALTHD_FAIL, "%s: %s", t->label, why);
 done:
-	tcp_close(&r);
+	conn_close(&r.c);
 }
 
 static void tcp_destroy(void *instance)
@@ -740,36 +408,7 @@ static int tcp_create_tls(struct tcp *t, char *err, size_t errlen)
 {
 	const char *ca_file = t->host->option(t->check, "ca_file");
 
-	pthread_once(&tcp_bio_once, tcp_bio_init);
-	t->ctx = SSL_CTX_new(TLS_client_method());
-	if (!t->ctx || !tcp_bio_method) {
-		snprintf(err, errlen, "cannot set up TLS (out of memory?)");
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	/* Verified all the same, and judged after the handshake. */
-	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
-	/* A server that closes without close_notify has still answered. */
-	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	if (ca_file && ca_file[0]) {
-		if (access(ca_file, R_OK) != 0) {
-			snprintf(err, errlen, "ca_file: cannot read it (%s)",
-				 strerror(errno));
-			return -EINVAL;
-		}
-		if (SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
-			ERR_clear_error();
-			snprintf(err, errlen, "ca_file: not a PEM file of CA "
-					      "certificates");
-			return -EINVAL;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen, "cannot load the system's CA "
-				      "certificates");
-		return -EIO;
-	}
-	return 0;
+	return conn_tls_ctx(&t->ctx, ca_file, err, errlen);
 }
 
 static int tcp_create(const struct healthd_host *host,

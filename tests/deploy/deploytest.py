@@ -14,7 +14,8 @@ import subprocess
 DEPLOY_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("HEALTHD_SOURCE_DIR") or os.path.dirname(os.path.dirname(DEPLOY_DIR))
 K8S_DIR = os.path.join(SOURCE_DIR, "k8s")
-EXAMPLES = [os.path.join(K8S_DIR, "examples", f) for f in ("sidecar.yaml", "custom-plugin.yaml")]
+EXAMPLES = [os.path.join(K8S_DIR, "examples", f) for f in ("sidecar.yaml", "custom-plugin.yaml",
+                                                           "exec-script.yaml")]
 SECRETS_EXAMPLE = os.path.join(K8S_DIR, "secrets.example.yaml")
 
 

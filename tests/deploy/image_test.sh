@@ -2,7 +2,9 @@
 # Build the Dockerfile for real with podman, offline, and run the image the way
 # k8s/deployment.yaml runs it: read-only root, only /tmp writable, user
 # 1000:1000, no capabilities, no-new-privileges.  Probe every endpoint, then
-# `podman stop` it and require exit 0 well before the stop timeout.
+# `podman stop` it and require exit 0 well before the stop timeout.  Last, run
+# k8s/examples/exec-script.yaml's script and config, mounted as kubelet would:
+# the exec plugin's check passes, fails when the condition changes, recovers.
 #
 #   tests/deploy/image_test.sh [SOURCE_DIR]
 #
@@ -38,6 +40,7 @@ CTR=healthd-image-test-$$
 cleanup() {
 	podman rm -f -t 0 "$CTR" >/dev/null 2>&1 || true
 	[ "${HEALTHD_KEEP_IMAGE:-}" = 1 ] || podman rmi -f "$TAG" >/dev/null 2>&1 || true
+	podman rmi -f "$TAG-sdk" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -94,6 +97,7 @@ echo "no compiler; plugins and /etc/healthd/healthd.yaml present; image size $(i
 step "run as the pod would"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 NET=(-p "127.0.0.1:$PORT:8000")
+HOSTNET=0
 if ! podman run -d --name "$CTR" "${NET[@]}" \
 	--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
 	--user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges \
@@ -102,6 +106,7 @@ if ! podman run -d --name "$CTR" "${NET[@]}" \
 	# and keep healthd on loopback with HEALTHD_LISTEN.
 	cat "$WORK/run.log"
 	echo "port publishing failed: retrying with --network=host and HEALTHD_LISTEN=127.0.0.1:$PORT"
+	HOSTNET=1
 	podman rm -f "$CTR" >/dev/null 2>&1 || true
 	podman run -d --name "$CTR" --network=host -e "HEALTHD_LISTEN=127.0.0.1:$PORT" \
 		--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
@@ -216,5 +221,107 @@ sed 's/^/  /' <<<"$PS_OUT"
 podman stop -t 10 "$CTR-z" >/dev/null
 [ "$(podman inspect "$CTR-z" --format '{{.State.ExitCode}}')" = 0 ] || { podman logs "$CTR-z" | tail; fail "exit code, want 0"; }
 echo "no zombie; the orphaned child was reaped by healthd as PID 1; exit 0"
+
+step "exec: a script from a ConfigMap (k8s/examples/exec-script.yaml)"
+# The example's ConfigMaps as kubelet mounts them, all read-only: healthd.yaml
+# at /etc/healthd (0644), the scripts at /etc/healthd-scripts with the
+# volume's defaultMode (0555), and the worker's directory at /run/worker.
+# Only the checks' timing changes (1 s interval, failure_threshold 1), to see
+# changes fast.  Proves the script finds /bin/sh and coreutils in the image
+# and runs as uid 1000 under a read-only root, spawned by exec.
+python3 -c 'import yaml' 2>/dev/null || fail "python3-yaml is not installed (apt-get install python3-yaml)"
+mkdir -m 0755 "$WORK/exec-config" "$WORK/exec-scripts" "$WORK/exec-worker" "$WORK/exec-worker/queue"
+python3 - "$SRC/k8s/examples/exec-script.yaml" "$WORK" <<'PY' || fail "cannot use k8s/examples/exec-script.yaml"
+import os, sys, yaml
+src, work = sys.argv[1:]
+with open(src) as f:
+    objs = list(yaml.safe_load_all(f))  # YAML 1.1, as Kubernetes: 0555 is octal
+cms = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ConfigMap"}
+spec = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+vols = {v["name"]: v for v in spec["volumes"]}
+healthd = next(c for c in spec["containers"] if c["name"] == "healthd")
+dirs = {"/etc/healthd": "exec-config", "/etc/healthd-scripts": "exec-scripts"}
+for m in healthd["volumeMounts"]:
+    if m["mountPath"] not in dirs:
+        continue
+    cm = vols[m["name"]]["configMap"]
+    for key, value in cms[cm["name"]]["data"].items():
+        if key == "healthd.yaml":
+            cfg = yaml.safe_load(value)
+            for check in cfg["checks"]:
+                check.update(interval="1s", timeout="1s", failure_threshold=1)
+                print(f"check {check['name']}: {check['options']['command']}")
+            value = yaml.safe_dump(cfg, sort_keys=False)
+        path = os.path.join(work, dirs[m["mountPath"]], key)
+        with open(path, "w") as f:
+            f.write(value)
+        os.chmod(path, cm.get("defaultMode", 0o644))
+        print(f"{m['mountPath']}/{key} {oct(cm.get('defaultMode', 0o644))}")
+PY
+touch "$WORK/exec-worker/heartbeat"
+EPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if [ "$HOSTNET" = 1 ]; then
+	ENET=(--network=host -e "HEALTHD_LISTEN=127.0.0.1:$EPORT")
+else
+	ENET=(-p "127.0.0.1:$EPORT:8000")
+fi
+trap 'podman rm -f -t 0 "$CTR-z" "$CTR-e" >/dev/null 2>&1 || true; cleanup' EXIT
+podman run -d --name "$CTR-e" "${ENET[@]}" \
+	--read-only --read-only-tmpfs=false --tmpfs /tmp:rw,size=16m \
+	--user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges \
+	-v "$WORK/exec-config:/etc/healthd:ro" \
+	-v "$WORK/exec-scripts:/etc/healthd-scripts:ro" \
+	-v "$WORK/exec-worker:/run/worker:ro" \
+	"$TAG" >/dev/null
+EURL=http://127.0.0.1:$EPORT/api/v1/health
+worker_is() { # worker_is STATUS MESSAGE-PREFIX READY-CODE: wait for the check "worker" to say so
+	local want="$1 $2" got=""
+	for _ in $(seq 1 75); do
+		got=$(curl -s --max-time 3 "$EURL/checks/worker" |
+			python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["status"], c["message"])' 2>/dev/null || true)
+		[[ "$got" == "$want"* ]] && break
+		[ -n "$got" ] || [ "$(podman inspect "$CTR-e" --format '{{.State.Running}}')" = true ] || break
+		sleep 0.2
+	done
+	[[ "$got" == "$want"* ]] || { podman logs "$CTR-e" 2>&1 | tail -n 20; fail "check worker: '${got:-no answer}', want '$want...'"; }
+	local ready; ready=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$EURL/ready" || true)
+	[ "$ready" = "$3" ] || { podman logs "$CTR-e" 2>&1 | tail -n 20; fail "/ready: HTTP $ready, want $3 ($got)"; }
+	printf '  /ready %s  %s (%ss)\n' "$ready" "$got" "$SECONDS"
+}
+worker_is pass "OK - last heartbeat" 200
+touch -d '-10 min' "$WORK/exec-worker/heartbeat"   # the worker stalls
+worker_is fail "CRITICAL - last heartbeat" 503
+touch "$WORK/exec-worker/heartbeat"                # and works again
+worker_is pass "OK - last heartbeat" 200
+podman rm -f -t 0 "$CTR-e" >/dev/null
+echo "the example's script ran under exec in the image: pass, fail on a stale heartbeat, pass again"
+
+step "sdk: a plugin built for the image loads in it"
+# The Dockerfile's sdk target: the header, pkg-config file and compiler of
+# the image's Debian release.  The example plugin is built there, run once
+# by healthd-plugin-run, then loaded by the runtime image from
+# /opt/healthd/plugins as k8s/examples/custom-plugin.yaml mounts it.
+podman build --pull=never --layers=false --network=host --target sdk -t "$TAG-sdk" \
+	-f "$SRC/Dockerfile" "$SRC" >"$WORK/build-sdk.log" 2>&1 ||
+	{ tail -n 40 "$WORK/build-sdk.log"; fail "podman build --target sdk"; }
+mkdir -p "$WORK/sdk-out"
+podman run --rm --network=none -v "$SRC/examples/plugins/disk:/src:ro" -v "$WORK/sdk-out:/out" \
+	"$TAG-sdk" sh -c 'cc -shared -fPIC -O2 -Wall -Werror $(pkg-config --cflags healthd) /src/disk.c -o /out/disk.so &&
+		healthd-plugin-run /out/disk.so path=/ warn_below=0 fail_below=0' >"$WORK/sdk-run.json" ||
+	{ cat "$WORK/sdk-run.json"; fail "building or running the example plugin in the sdk image"; }
+grep -q '"status":"pass"' "$WORK/sdk-run.json" || { cat "$WORK/sdk-run.json"; fail "the example plugin did not pass in the sdk image"; }
+podman rmi -f "$TAG-sdk" >/dev/null 2>&1 || true
+chmod 0755 "$WORK/sdk-out" && chmod 0644 "$WORK/sdk-out/disk.so"
+cat >"$WORK/sdk.yaml" <<YAML
+plugin_dirs: [/usr/lib/healthd/plugins, /opt/healthd/plugins]
+checks:
+  - {name: disk, plugin: disk, options: {path: /, warn_below: "0", fail_below: "0"}}
+YAML
+chmod 0644 "$WORK/sdk.yaml"
+podman run --rm --network=none --read-only --user 1000:1000 --cap-drop=ALL \
+	-v "$WORK/sdk-out:/opt/healthd/plugins:ro" -v "$WORK/sdk.yaml:/etc/healthd-test/healthd.yaml:ro" \
+	"$TAG" -c /etc/healthd-test/healthd.yaml --once >"$WORK/sdk-once.txt" 2>&1 ||
+	{ cat "$WORK/sdk-once.txt"; fail "the runtime image did not load the plugin built in the sdk image"; }
+echo "built in the sdk image, run there by healthd-plugin-run, loaded by the runtime image: $(tr '\n' ' ' <"$WORK/sdk-once.txt" | cut -c1-120)"
 
 printf '\nimage test: OK (%ss)\n' "$SECONDS"

@@ -179,7 +179,9 @@ class Base(unittest.TestCase):
                     self.assertFalse(b.startswith(a.rstrip("/") + "/"), f"{b} inside {a}")
 
     def test_file_references_resolve(self):
-        text = self.cm["data"]["healthd.yaml"]
+        # Commented-out examples are not references.
+        text = "\n".join(l for l in self.cm["data"]["healthd.yaml"].splitlines()
+                         if not l.lstrip().startswith("#"))
         refs = d.FILE_REF.findall(text)
         self.assertIn("/etc/healthd-secrets/database-url", refs)
         secret_keys = set(self.secret.get("stringData", {})) | set(self.secret.get("data", {}))
@@ -304,6 +306,7 @@ class Examples(unittest.TestCase):
     def setUpClass(cls):
         cls.sidecar = d.render(d.EXAMPLES[0])
         cls.custom = d.render(d.EXAMPLES[1])
+        cls.exec_script = d.render(d.EXAMPLES[2])
 
     @staticmethod
     def pod(objs):
@@ -354,6 +357,20 @@ class Examples(unittest.TestCase):
         target = im["mountPath"].rstrip("/") + "/" + pm.get("subPath", "")
         self.assertIn("install -d -m 0755 " + target.rstrip("/"), " ".join(init["command"]))
         self.assertIn("/opt/healthd/plugins", cfg["plugin_dirs"])
+
+    def test_exec_script(self):
+        """A check written as a script: the exec plugin runs it from a
+        ConfigMap mounted read-only with the x bit uid 1000 needs."""
+        dep, spec, labels = self.pod(self.exec_script)
+        self.assertTrue(d.selector_matches(dep["spec"]["selector"], labels))
+        c = next(c for c in spec["containers"] if c["name"] == "healthd")
+        m, cfg = self.check_healthd_container(self.exec_script, c, spec, "http")
+        sm = m["/etc/healthd-scripts"]
+        self.assertTrue(sm.get("readOnly"))
+        vol = next(v for v in spec["volumes"] if v["name"] == sm["name"])
+        self.assertEqual(vol["configMap"]["defaultMode"], 0o555)
+        (chk,) = [ch for ch in cfg["checks"] if ch["plugin"] == "exec"]
+        self.assertTrue(chk["options"]["command"].startswith("/etc/healthd-scripts/"))
 
 
 if __name__ == "__main__":
