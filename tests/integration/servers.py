@@ -77,15 +77,17 @@ def wait_until(predicate, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def run_plugin(plugin, options=(), timeout_ms=2000, wall_timeout=30):
-    """Run one check through healthd-plugin-run.
+def run_plugin(plugin, options=(), timeout_ms=2000, wall_timeout=30,
+               wrapper=()):
+    """Run one check through healthd-plugin-run (behind `wrapper`, a
+    command that execs its arguments, when given).
 
     `options` is a dict or a list of (key, value) pairs.  Returns (result,
     stderr, wall_ms): result is the parsed JSON line, or None when
     healthd-plugin-run refused (exit 2); anything else raises.
     """
     items = options.items() if isinstance(options, dict) else options
-    args = [PLUGIN_RUN, plugin, "--timeout-ms", str(timeout_ms)]
+    args = list(wrapper) + [PLUGIN_RUN, plugin, "--timeout-ms", str(timeout_ms)]
     if PLUGIN_DIR:
         args += ["--dir", PLUGIN_DIR]
     args += [f"{k}={v}" for k, v in items]
@@ -749,23 +751,11 @@ def run_plugin_with_files(plugin, files, options=(), timeout_ms=2000,
     """run_plugin() with `files` ({path: our copy}, e.g. /etc/resolv.conf)
     bind-mounted over the system's in a private mount namespace of its own
     (needs namespaces_usable()).  Returns (result, stderr, wall_ms)."""
-    items = options.items() if isinstance(options, dict) else options
     mounts = "".join(f'mount --bind "{src}" "{dst}" && '
                      for dst, src in files.items())
-    args = ["unshare", "-m", "sh", "-c", mounts + 'exec "$@"', "sh",
-            PLUGIN_RUN, plugin, "--timeout-ms", str(timeout_ms)]
-    if PLUGIN_DIR:
-        args += ["--dir", PLUGIN_DIR]
-    args += [f"{k}={v}" for k, v in items]
-    t0 = time.monotonic()
-    p = subprocess.run(args, capture_output=True, text=True, env=CLEAN_ENV,
-                       timeout=wall_timeout)
-    wall_ms = (time.monotonic() - t0) * 1000
-    if p.returncode == 2:
-        return None, p.stdout + p.stderr, wall_ms
-    if p.returncode != 0:
-        raise RuntimeError(f"healthd-plugin-run exited {p.returncode}: {p.stderr}")
-    return json.loads(p.stdout), p.stderr, wall_ms
+    return run_plugin(plugin, options, timeout_ms, wall_timeout,
+                      wrapper=("unshare", "-m", "sh", "-c",
+                               mounts + 'exec "$@"', "sh"))
 
 
 def dns_relay(upstream=None):
