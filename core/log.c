@@ -151,6 +151,12 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&logger.lock);
 		logger.head = (logger.head + len) % LOG_QUEUE_BYTES;
 		logger.used -= len;
+		/* Empty, the ring starts over at its first byte: it then
+		 * touches only as many pages as the longest backlog, instead
+		 * of its whole 256 KiB as the write position goes round
+		 * (resident memory creeping up for minutes). */
+		if (!logger.used)
+			logger.head = 0;
 		if (logger.dropped) {
 			/* Callers drop lines until this one marks the gap, so
 			 * it sits where the lines went missing. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "frame.h"
 #include "host.h"
@@ -365,7 +367,15 @@ int plughost_main(void)
 {
 	const char *path = getenv(PLUGHOST_ENV);
 	const char *parent = getenv(PLUGHOST_ENV_PARENT);
-	unsigned char *buf = malloc(FRAME_MAX);
+	unsigned char *buf;
+
+	/* One malloc arena for the pool: otherwise each thread added the
+	 * first time an outage hangs more runs at once than ever before
+	 * gets an arena of its own, some 70-140 KiB more resident for good
+	 * (the pool never shrinks), where a shared one costs only its
+	 * stack.  The threads mostly wait on peers: little contention. */
+	mallopt(M_ARENA_MAX, 1);
+	buf = malloc(FRAME_MAX);
 
 	/* Die with the daemon, even if it died before this line. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -386,13 +396,22 @@ int plughost_main(void)
 	hello(plugin);
 	free(plugin);
 
+	int64_t swept = clock_mono_ms();
 	for (;;) {
 		struct pollfd p = {.fd = ph.fd, .events = POLLIN};
+		int64_t now = clock_mono_ms();
 
-		/* Wake now and then to reap children the plugin left. */
-		if (poll(&p, 1, REAP_SWEEP_MS) == 0 ||
-		    (p.revents & POLLIN) == 0) {
+		/* Reap children the plugin left every REAP_SWEEP_MS, busy or
+		 * not: a host sent a frame more often than that (the exec
+		 * plugin's, with a few checks) would otherwise never sweep,
+		 * and each command killed at its deadline but not reaped in
+		 * time by the plugin would stay a zombie. */
+		if (now - swept >= REAP_SWEEP_MS) {
 			reap_sweep(NULL, NULL);
+			swept = now;
+		}
+		if (poll(&p, 1, (int)(swept + REAP_SWEEP_MS - now)) == 0 ||
+		    (p.revents & POLLIN) == 0) {
 			if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
 				leave();
 			continue;

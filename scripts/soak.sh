@@ -7,7 +7,7 @@
 # dependency was down, and RSS, fds, threads and processes stayed flat.
 # See tests/soak/soak.py.
 #
-#   bash scripts/soak.sh [MINUTES] [--out DIR] [--seed N] [--no-grpc]
+#   bash scripts/soak.sh [MINUTES] [--out DIR] [--seed N] [--no-grpc] [--tcache]
 #
 # Runs against an already built tree: $HEALTHD_BUILD_DIR, default
 # build/test-plain (the plain variant of scripts/test.sh) if it has been

@@ -3,7 +3,8 @@
 # test twice, once plain and once under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and the thread-heavy tests (runs across
 # reloads, hung runs, probes, SIGTERM) a third time under ThreadSanitizer;
-# then each fuzz target runs for 45 s (clang, libFuzzer).
+# the plain build is also soaked for 10 minutes (scripts/soak.sh); then
+# each fuzz target runs for 45 s (clang, libFuzzer).
 # The tests start their own servers.  Each stage prints its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,16 @@ for variant in plain asan tsan; do
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure --timeout 900 "${select[@]}")
+	# The soak, once, on the plain build (a sanitizer's own memory would
+	# hide ours): 10 minutes against real, failing dependencies; fails if
+	# RSS, fds, threads or processes grow after its warm-up, or if a
+	# probe answers what it should not.  Samples (CSV) and the chart go
+	# to build/test-plain/artifacts/soak/.
+	if [ "$variant" = plain ]; then
+		stage "soak"
+		# (SIGTERM past 15 minutes: the soak stops its servers, fails.)
+		HEALTHD_BUILD_DIR="$build" timeout 15m bash scripts/soak.sh 10
+	fi
 done
 # Every fuzz target for 45 s (libFuzzer needs clang; scripts/fuzz.sh runs
 # longer ones).  A find is reported, with its input under
