@@ -71,6 +71,10 @@ struct check {
 	bool warming; /* added by a reload, no result yet: does not count */
 	struct history history;
 	struct check_sched sched;
+	/* depends_on within the running set, resolved by the scheduler (its
+	 * arrays): the checks this one waits for, and those waiting for it. */
+	struct check **deps, **dependents;
+	size_t n_deps, n_dependents;
 };
 
 /* Resolve the plugin, validate the options and create the instance.

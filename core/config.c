@@ -1490,7 +1490,7 @@ static int options_load(struct ctx *c, struct config_check *chk,
 static const char *const check_keys[] = {
 	"name", "plugin", "critical", "interval", "timeout", "warn_after",
 	"failure_threshold", "success_threshold", "isolation",
-	"isolation_max_rss", "history", "options", NULL,
+	"isolation_max_rss", "history", "options", "depends_on", NULL,
 };
 
 /* interval, timeout, the thresholds and the isolation of `map` (the
@@ -1540,6 +1540,41 @@ static int inherited_load(struct ctx *c, const struct node *map,
 	if (map_get(map, "history", l_fail, &a) &&
 	    field_int(c, &a, 0, CONFIG_HISTORY_MAX, &t->history) < 0)
 		return -1;
+	return 0;
+}
+
+/* depends_on: a list of check names, each once, not the check's own.
+ * Whether they exist and make no cycle is seen once every check is
+ * loaded (deps_check()). */
+static int depends_load(struct ctx *c, const struct at *a,
+			struct config_check *chk)
+{
+	const struct node *list = a->val;
+
+	if (list->type == NODE_NULL)
+		return 0;
+	if (list->type != NODE_LIST)
+		return at_fail(c, a, "expected a list of check names, found %s",
+			       node_kind(list));
+	if (list->n && !(chk->depends_on = calloc(list->n, sizeof(*chk->depends_on))))
+		return ctx_oom(c);
+	for (size_t i = 0; i < list->n; i++) {
+		struct at ia = {NULL, list->kids[i], a->label};
+		struct config_dep *d = &chk->depends_on[chk->n_depends_on];
+
+		if (field_text(c, &ia, "a check name", &d->name) < 0)
+			return -1;
+		chk->n_depends_on++;
+		d->line = ia.val->line;
+		d->col = ia.val->col;
+		if (!is_check_name(d->name))
+			return at_bad(c, &ia, "is not a valid check name (expected [a-z0-9][a-z0-9_.-]*)");
+		if (!strcmp(d->name, chk->name))
+			return at_bad(c, &ia, "is the check itself: a check cannot depend on itself");
+		for (size_t j = 0; j + 1 < chk->n_depends_on; j++)
+			if (!strcmp(chk->depends_on[j].name, d->name))
+				return at_bad(c, &ia, "is listed twice");
+	}
 	return 0;
 }
 
@@ -1616,7 +1651,119 @@ static int check_load(struct ctx *c, const struct node *map, size_t idx,
 		if (options_load(c, chk, a.val, NULL) < 0)
 			return -1;
 	}
+	if (map_get(map, "depends_on", "depends_on", &a) &&
+	    depends_load(c, &a, chk) < 0)
+		return -1;
 	return 0;
+}
+
+/* Walking depends_on from one check: the checks on the way (to name a
+ * cycle) and what is known of each. */
+struct dep_walk {
+	struct ctx *c;
+	struct config *cfg;
+	struct hsearch_data *names;
+	const bool *failed; /* checks already reported: not walked into */
+	enum { DEP_NEW, DEP_ON_PATH, DEP_DONE } *mark;
+	int *depth;  /* DEP_DONE: the longest chain below, in checks */
+	size_t *path;
+	size_t n_path;
+};
+
+static size_t dep_index(struct dep_walk *w, const char *name)
+{
+	ENTRY e = {.key = (char *)name}, *found;
+
+	if (!hsearch_r(e, FIND, &found, w->names))
+		return SIZE_MAX;
+	return (size_t)((struct config_check *)found->data - w->cfg->checks);
+}
+
+/* Depth first from check i: every name exists and no chain comes back
+ * to a check on it.  Returns 0 or -1 (reported at the name that closes
+ * the cycle, or names no check). */
+static int dep_visit(struct dep_walk *w, size_t i)
+{
+	struct config_check *chk = &w->cfg->checks[i];
+	int rc = 0, deepest = 0;
+
+	w->mark[i] = DEP_ON_PATH;
+	w->path[w->n_path++] = i;
+	for (size_t k = 0; k < chk->n_depends_on; k++) {
+		const struct config_dep *d = &chk->depends_on[k];
+		size_t j = dep_index(w, d->name);
+
+		if (j == SIZE_MAX) {
+			ctx_fail_at(w->c, d->line, d->col,
+				    "check \"%s\": depends_on: no check is named \"%s\"",
+				    chk->name, d->name);
+			rc = -1;
+			continue;
+		}
+		if (w->failed[j])
+			continue;
+		if (w->mark[j] == DEP_ON_PATH) {
+			char cycle[768];
+			size_t len = 0, from = w->n_path;
+
+			while (from > 0 && w->path[from - 1] != j)
+				from--;
+			for (size_t p = from - 1; p < w->n_path && len < sizeof(cycle); p++)
+				len += (size_t)snprintf(cycle + len, sizeof(cycle) - len,
+							"%s -> ", w->cfg->checks[w->path[p]].name);
+			if (len < sizeof(cycle))
+				snprintf(cycle + len, sizeof(cycle) - len, "%s", d->name);
+			ctx_fail_at(w->c, d->line, d->col,
+				    "check \"%s\": depends_on: a cycle: %s",
+				    chk->name, cycle);
+			rc = -1;
+			continue;
+		}
+		if (w->mark[j] == DEP_NEW && dep_visit(w, j) < 0) {
+			rc = -1;
+			if (!w->c->problems)
+				break;
+		}
+		if (w->depth[j] > deepest)
+			deepest = w->depth[j];
+		if (rc < 0 && !w->c->problems)
+			break;
+	}
+	w->n_path--;
+	w->mark[i] = DEP_DONE;
+	w->depth[i] = deepest + 1;
+	return rc;
+}
+
+/* Every check's depends_on names checks that exist, in no cycle; the
+ * longest chain goes to cfg->dependency_depth.  Checks that failed are
+ * neither checked nor followed. */
+static int deps_check(struct ctx *c, struct config *cfg,
+		      struct hsearch_data *names, const bool *failed)
+{
+	size_t n = cfg->n_checks;
+	struct dep_walk w = {c, cfg, names, failed, calloc(n, sizeof(*w.mark)),
+			     calloc(n, sizeof(int)), calloc(n, sizeof(size_t)), 0};
+	int rc = 0;
+
+	for (size_t i = 0; i < n && w.mark && w.depth && w.path; i++) {
+		if (w.mark[i] != DEP_NEW || failed[i])
+			continue;
+		if (dep_visit(&w, i) < 0) {
+			rc = -1;
+			if (!c->problems)
+				break;
+		}
+	}
+	if (!w.mark || !w.depth || !w.path)
+		rc = ctx_oom(c);
+	for (size_t i = 0; i < n && w.depth; i++)
+		if (w.depth[i] - 1 > cfg->dependency_depth)
+			cfg->dependency_depth = w.depth[i] - 1;
+	free(w.mark);
+	free(w.depth);
+	free(w.path);
+	return rc;
 }
 
 static const char *const defaults_keys[] = {
@@ -1689,6 +1836,9 @@ static int checks_load(struct ctx *c, const struct node *root,
 		if (!c->problems)
 			break;
 	}
+	if (failed && (rc == 0 || c->problems) &&
+	    deps_check(c, cfg, &names, failed) < 0)
+		rc = -1;
 	hdestroy_r(&names);
 	if (rc < 0 && c->problems && failed)
 		checks_drop_failed(cfg, failed);
@@ -1700,14 +1850,15 @@ static int checks_load(struct ctx *c, const struct node *root,
 
 static const char *const top_keys[] = {
 	"listen", "base_path", "service", "metrics", "log", "plugin_dirs", "server",
-	"workers", "details", "details_token_file", "shutdown", "defaults",
-	"checks", NULL,
+	"workers", "details", "details_token_file", "shutdown", "control",
+	"defaults", "checks", NULL,
 };
 static const char *const log_keys[] = {"level", "format", NULL};
 static const char *const server_keys[] = {
 	"threads", "max_connections", "connection_timeout", NULL,
 };
 static const char *const shutdown_keys[] = {"drain", NULL};
+static const char *const control_keys[] = {"socket", NULL};
 static const char *const format_names[] = {"json", "text", NULL};
 static const char *const details_names[] = {"public", "token", "hidden", NULL};
 
@@ -1863,6 +2014,31 @@ static int server_load(struct ctx *c, const struct node *root,
 	return 0;
 }
 
+/* control.socket: "" (off) or an absolute path that fits a sockaddr_un. */
+static int control_load(struct ctx *c, const struct node *root,
+			struct config *cfg)
+{
+	const struct node *sec;
+	struct at a;
+	char *s;
+
+	if (section(c, root, "control", control_keys, &sec) < 0)
+		return -1;
+	if (!map_get(sec, "socket", "control.socket", &a))
+		return 0;
+	if (field_text(c, &a, "a socket path", &s) < 0)
+		return -1;
+	if (*s && (s[0] != '/' || strlen(s) > CONFIG_SOCKET_PATH_MAX)) {
+		free(s);
+		return at_bad(c, &a, "is not a socket path (expected an absolute "
+				     "path of at most %d bytes, or \"\" for none)",
+			      CONFIG_SOCKET_PATH_MAX);
+	}
+	free(cfg->control_socket);
+	cfg->control_socket = s;
+	return 0;
+}
+
 /* details, and the token read now so a missing secret fails the load. */
 static int details_load(struct ctx *c, const struct node *root,
 			struct config *cfg)
@@ -1952,6 +2128,7 @@ static int root_load(struct ctx *c, const struct node *root,
 		return -1;
 	if (stop_at(c, server_load(c, root, cfg), &rc) ||
 	    stop_at(c, details_load(c, root, cfg), &rc) ||
+	    stop_at(c, control_load(c, root, cfg), &rc) ||
 	    stop_at(c, checks_load(c, root, cfg), &rc))
 		return -1;
 	return rc;
@@ -1969,9 +2146,11 @@ static int defaults_set(struct config *cfg, const char *path)
 	cfg->path = strdup(path);
 	cfg->base_path = strdup("/api/v1/health");
 	cfg->service = strdup("healthd");
+	cfg->control_socket = strdup(CONFIG_CONTROL_SOCKET_DEFAULT);
 	cfg->plugin_dirs = calloc(CONFIG_DEFAULT_PLUGIN_DIRS,
 				  sizeof(*cfg->plugin_dirs));
-	if (!cfg->path || !cfg->base_path || !cfg->service || !cfg->plugin_dirs)
+	if (!cfg->path || !cfg->base_path || !cfg->service ||
+	    !cfg->control_socket || !cfg->plugin_dirs)
 		return -1;
 	for (; cfg->n_plugin_dirs < CONFIG_DEFAULT_PLUGIN_DIRS;
 	     cfg->n_plugin_dirs++) {
@@ -2188,6 +2367,9 @@ void config_check_clear(struct config_check *chk)
 	for (size_t i = 0; i < chk->n_options; i++)
 		option_clear(&chk->options[i]);
 	free(chk->options);
+	for (size_t i = 0; i < chk->n_depends_on; i++)
+		free(chk->depends_on[i].name);
+	free(chk->depends_on);
 	free(chk->name);
 	free(chk->plugin);
 }
@@ -2208,6 +2390,7 @@ void config_free(struct config *cfg)
 	free(cfg->listen_host);
 	free(cfg->base_path);
 	free(cfg->service);
+	free(cfg->control_socket);
 	free(cfg);
 }
 
@@ -2249,8 +2432,12 @@ int config_check_equal(const struct config_check *a,
 	    a->success_threshold != b->success_threshold ||
 	    a->isolation != b->isolation || a->max_rss != b->max_rss ||
 	    a->history != b->history ||
-	    a->n_options != b->n_options)
+	    a->n_options != b->n_options ||
+	    a->n_depends_on != b->n_depends_on)
 		return 0;
+	for (size_t i = 0; i < a->n_depends_on; i++)
+		if (strcmp(a->depends_on[i].name, b->depends_on[i].name))
+			return 0;
 	/* Keys are unique within a check, so equal counts and every key of
 	 * `a` found in `b`, equal, make equal sets. */
 	for (size_t i = 0; i < a->n_options; i++) {
@@ -2270,8 +2457,18 @@ int config_check_copy(struct config_check *dst, const struct config_check *src)
 	dst->options = calloc(src->n_options ? src->n_options : 1,
 			      sizeof(*dst->options));
 	dst->n_options = 0;
-	if (!dst->name || !dst->plugin || !dst->options)
+	dst->depends_on = calloc(src->n_depends_on ? src->n_depends_on : 1,
+				 sizeof(*dst->depends_on));
+	dst->n_depends_on = 0;
+	if (!dst->name || !dst->plugin || !dst->options || !dst->depends_on)
 		goto fail;
+	for (size_t i = 0; i < src->n_depends_on; i++) {
+		dst->depends_on[i] = src->depends_on[i];
+		dst->depends_on[i].name = strdup(src->depends_on[i].name);
+		dst->n_depends_on++;
+		if (!dst->depends_on[i].name)
+			goto fail;
+	}
 	for (size_t i = 0; i < src->n_options; i++) {
 		const struct config_option *so = &src->options[i];
 		struct config_option *o = &dst->options[i];

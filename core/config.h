@@ -52,6 +52,12 @@ enum config_isolation {
 /* A plugin host past this resident size is replaced between runs. */
 #define CONFIG_MAX_RSS_DEFAULT (256LL * 1024 * 1024)
 
+/* One name in a check's depends_on, and where it is written. */
+struct config_dep {
+	char *name;
+	int line, col;
+};
+
 struct config_check {
 	char *name;   /* [a-z0-9][a-z0-9_.-]*, unique */
 	char *plugin; /* NAME or a path to a .so */
@@ -66,10 +72,18 @@ struct config_check {
 	int history;     /* latest results (and changes) kept */
 	struct config_option *options;
 	size_t n_options;
+	/* Checks that must pass before this one runs: existing, no cycle. */
+	struct config_dep *depends_on;
+	size_t n_depends_on;
 	int line, col; /* of the check's mapping, 1-based */
 };
 
 #define CONFIG_SERVICE_MAX 128 /* bytes of `service` */
+
+/* control.socket: where `healthd ctl` finds the daemon.  /tmp is writable
+ * with a read-only root filesystem (an emptyDir in the manifests). */
+#define CONFIG_CONTROL_SOCKET_DEFAULT "/tmp/healthd/ctl.sock"
+#define CONFIG_SOCKET_PATH_MAX 107 /* sun_path, less its NUL */
 
 /* plugin_dirs when the config sets none. */
 #define CONFIG_DEFAULT_PLUGIN_DIRS 2
@@ -101,8 +115,11 @@ struct config {
 
 	int64_t drain_ms;
 
+	char *control_socket; /* `healthd ctl`'s socket; "": none */
+
 	struct config_check *checks;
 	size_t n_checks;
+	int dependency_depth; /* checks in the longest depends_on chain, less one */
 
 	/* Files the config read besides itself (${file:...}, the details
 	 * token), so a change of any of them reloads it. */

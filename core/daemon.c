@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "clock.h"
+#include "control.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -35,6 +37,7 @@ struct fixed_settings {
 	char *listen;
 	int threads, max_connections, workers;
 	int64_t connection_timeout_ms;
+	char *control_socket;
 };
 
 struct daemon {
@@ -52,6 +55,18 @@ struct daemon {
 	pthread_cond_t settled; /* --once: results arrived (with `publish`) */
 	struct config *cfg;
 	struct http *http;
+	struct control *control;
+
+	/* `healthd ctl reload`: asked by a control thread, done by
+	 * daemon_run()'s (the one that reloads), under `ctl`. */
+	pthread_mutex_t ctl;
+	pthread_cond_t ctl_done;
+	int wake_fd; /* eventfd: daemon_run() has a request or a new timer */
+	uint64_t reloads_asked, reloads_done;
+	int reload_rc;
+	char reload_err[1024];
+	uint64_t reload_generation;
+	bool ctl_closed; /* daemon_run() is over: nothing more is reloaded */
 
 	/* Guarded by the scheduler's lock: */
 	bool started, draining;
@@ -60,6 +75,11 @@ struct daemon {
 	int64_t loaded_at;
 	char *last_reload_error;
 	struct snapshot *pending; /* built before the server exists */
+	/* `healthd ctl drain` (not kept across restarts): */
+	bool maintenance;
+	char *maint_reason;
+	int64_t maint_since, maint_until; /* wall ms; until 0: none */
+	int64_t maint_end;                /* monotonic ms; 0: none */
 };
 
 /* --- views and snapshots ----------------------------------------------------- */
@@ -82,12 +102,16 @@ static int daemon_view(struct daemon *d, struct health_view *v)
 	v->n_checks = n;
 	v->started = d->started;
 	v->draining = d->draining;
+	v->maintenance = d->maintenance;
+	v->maintenance_since = d->maint_since;
+	v->maintenance_until = d->maint_until;
 	v->uptime_s = (double)(clock_mono_ms() - d->started_at) / 1000.0;
 	v->generation = d->generation;
 	v->loaded_at = d->loaded_at;
 	v->last_reload_ok = !d->last_reload_error;
 	v->last_reload_error = dup_or_null(d->last_reload_error);
 	v->service = dup_or_null(d->cfg->service);
+	v->maintenance_reason = dup_or_null(d->maint_reason);
 	v->restart_required = d->restart_required;
 	v->n_restarts = isolate_metrics(v->restarts, RENDER_RESTARTS_MAX,
 					&v->plugin_hosts);
@@ -305,6 +329,13 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->settled, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&d->ctl, NULL);
+	pthread_cond_init(&d->ctl_done, NULL);
+	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->wake_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	d->serve = serve;
 	d->started_at = clock_mono_ms();
 	if (!(d->config_path = strdup(config_path)))
@@ -320,8 +351,9 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 		.max_connections = d->cfg->max_connections,
 		.workers = d->cfg->workers,
 		.connection_timeout_ms = d->cfg->connection_timeout_ms,
+		.control_socket = strdup(d->cfg->control_socket),
 	};
-	if (!d->fixed.listen ||
+	if (!d->fixed.listen || !d->fixed.control_socket ||
 	    !(d->sched = scheduler_new(d->cfg->workers, daemon_changed, d)))
 		goto oom;
 	if (isolate_start() < 0) {
@@ -360,6 +392,12 @@ struct daemon *daemon_new(const char *config_path, bool serve, char *err,
 		pthread_mutex_lock(&d->publish);
 		d->http = h;
 		pthread_mutex_unlock(&d->publish);
+		/* A probe does not need it: without it healthd still serves. */
+		char cerr[512];
+		if (*d->cfg->control_socket &&
+		    !(d->control = control_start(d->cfg->control_socket, d, cerr,
+						 sizeof(cerr))))
+			log_error("%s; healthd ctl cannot reach this daemon", cerr);
 	}
 	if (scheduler_start(d->sched) < 0) {
 		snprintf(err, errlen, "cannot start the scheduler threads");
@@ -397,6 +435,10 @@ static bool daemon_report_restart(const struct daemon *d, const struct config *c
 	}
 	if (f->workers != cfg->workers) {
 		log_warn("workers changed: takes effect after a restart");
+		differs = true;
+	}
+	if (strcmp(f->control_socket, cfg->control_socket) != 0) {
+		log_warn("control.socket changed: takes effect after a restart");
 		differs = true;
 	}
 	return differs;
@@ -476,8 +518,9 @@ static char *reload_summary(struct check *const *running, size_t n_running,
 }
 
 /* Parse, validate and build everything first; swap only when all of it
- * worked, so a bad edit changes nothing. */
-static void daemon_reload(struct daemon *d, const char *why)
+ * worked, so a bad edit changes nothing.  Returns 0, or -1 with the error
+ * in last_reload_error. */
+static int daemon_reload(struct daemon *d, const char *why)
 {
 	char err[1024], files[1024];
 	struct config *cfg = NULL, *old;
@@ -527,7 +570,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 		 files[0] ? "files changed: " : "no file changed", files);
 	free(summary);
 	daemon_publish(d);
-	return;
+	return 0;
 oom:
 	snprintf(err, sizeof(err), "out of memory");
 fail:
@@ -539,6 +582,145 @@ fail:
 	d->last_reload_error = strdup(err);
 	scheduler_unlock(d->sched);
 	daemon_publish(d);
+	return -1;
+}
+
+/* --- healthd ctl ------------------------------------------------------------------- */
+
+int daemon_control_view(struct daemon *d, struct health_view *v)
+{
+	scheduler_lock(d->sched);
+	int rc = daemon_view(d, v);
+	scheduler_unlock(d->sched);
+	return rc;
+}
+
+void daemon_print_table(FILE *f, const struct health_view *v)
+{
+	for (size_t i = 0; i < v->n_checks; i++)
+		fprintf(f, "%-24s %-8s %s%s\n", v->checks[i].name,
+			state_status_name(v->checks[i].status),
+			v->checks[i].critical ? "" : "(informational) ",
+			v->checks[i].message);
+	fprintf(f, "verdict: %s\n",
+		state_verdict_name(render_verdict(v, NULL)));
+}
+
+int daemon_control_run(struct daemon *d, const char *name)
+{
+	return scheduler_run_now(d->sched, name);
+}
+
+/* daemon_run() recomputes its timers, and looks at requests. */
+static void daemon_wake(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->wake_fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd: %s", strerror(errno)); /* already due */
+}
+
+int daemon_control_maintenance(struct daemon *d, bool on, const char *reason,
+			       int64_t for_ms)
+{
+	char *copy = on ? strdup(reason) : NULL;
+
+	if (on && !copy)
+		return -ENOMEM;
+	scheduler_lock(d->sched);
+	bool was = d->maintenance;
+	free(d->maint_reason);
+	d->maint_reason = copy;
+	d->maintenance = on;
+	d->maint_since = on ? clock_wall_ms() : 0;
+	d->maint_until = on && for_ms ? d->maint_since + for_ms : 0;
+	d->maint_end = on && for_ms ? clock_mono_ms() + for_ms : 0;
+	scheduler_unlock(d->sched);
+	if (on) {
+		char span[64] = "until undrained";
+
+		if (for_ms)
+			snprintf(span, sizeof(span), "for %lld ms",
+				 (long long)for_ms);
+		log_info("maintenance: /ready answers 503 %s; reason: %s", span,
+			 *reason ? reason : "none given");
+	} else if (was) {
+		log_info("maintenance over: undrained; /ready follows the checks again");
+	}
+	daemon_wake(d);
+	daemon_publish(d);
+	return was;
+}
+
+/* When `drain --for` runs out (monotonic ms), or 0. */
+static int64_t daemon_maintenance_end(struct daemon *d)
+{
+	scheduler_lock(d->sched);
+	int64_t end = d->maintenance ? d->maint_end : 0;
+	scheduler_unlock(d->sched);
+	return end;
+}
+
+int daemon_control_reload(struct daemon *d, uint64_t *generation, char *err,
+			  size_t errlen)
+{
+	pthread_mutex_lock(&d->ctl);
+	uint64_t ticket = ++d->reloads_asked;
+	daemon_wake(d);
+	while (d->reloads_done < ticket && !d->ctl_closed)
+		pthread_cond_wait(&d->ctl_done, &d->ctl);
+	bool done = d->reloads_done >= ticket;
+	int rc = done ? d->reload_rc : -1;
+	snprintf(err, errlen, "%s",
+		 done ? d->reload_err : "healthd is stopping: not reloading");
+	*generation = d->reload_generation;
+	pthread_mutex_unlock(&d->ctl);
+	return rc;
+}
+
+/* daemon_run()'s share of healthd ctl: the reloads asked (one reload
+ * answers every request made before it; none once the shutdown drain has
+ * begun, as for SIGHUP), and the end of `drain --for`. */
+static void daemon_control_due(struct daemon *d, int64_t now, bool draining)
+{
+	uint64_t n;
+	int rc = -1;
+	const char *err = "shutting down: not reloading";
+
+	if (read(d->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("eventfd: %s", strerror(errno));
+	scheduler_lock(d->sched);
+	bool expired = d->maintenance && d->maint_end && now >= d->maint_end;
+	if (expired) {
+		d->maintenance = false;
+		free(d->maint_reason);
+		d->maint_reason = NULL;
+	}
+	scheduler_unlock(d->sched);
+	if (expired) {
+		log_info("maintenance over: expired; /ready follows the checks again");
+		daemon_publish(d);
+	}
+	pthread_mutex_lock(&d->ctl);
+	uint64_t asked = d->reloads_asked;
+	pthread_mutex_unlock(&d->ctl);
+	if (asked == d->reloads_done) /* only this thread writes it */
+		return;
+	if (!draining) {
+		if (d->watch)
+			watch_changed(d->watch); /* now seen */
+		rc = daemon_reload(d, "healthd ctl");
+		if (rc < 0) /* only this thread writes last_reload_error */
+			err = d->last_reload_error ? d->last_reload_error
+						   : "out of memory";
+	}
+	pthread_mutex_lock(&d->ctl);
+	d->reload_rc = rc;
+	snprintf(d->reload_err, sizeof(d->reload_err), "%s", rc < 0 ? err : "");
+	d->reload_generation = d->generation;
+	d->reloads_done = asked;
+	pthread_cond_broadcast(&d->ctl_done);
+	pthread_mutex_unlock(&d->ctl);
 }
 
 /* --- run and stop ------------------------------------------------------------------ */
@@ -569,10 +751,14 @@ int daemon_run(struct daemon *d)
 			until = drain_end;
 		if (reload_at && reload_at < until)
 			until = reload_at;
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+		int64_t maint_end = daemon_maintenance_end(d);
+		if (maint_end && maint_end < until)
+			until = maint_end;
+		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
 				      {.fd = d->watch ? watch_fd(d->watch) : -1,
-				       .events = POLLIN}};
-		poll(p, 2, until > now ? (int)(until - now) : 0);
+				       .events = POLLIN},
+				      {.fd = d->wake_fd, .events = POLLIN}};
+		poll(p, 3, until > now ? (int)(until - now) : 0);
 
 		struct signalfd_siginfo si;
 		if ((p[0].revents & POLLIN) &&
@@ -600,6 +786,7 @@ int daemon_run(struct daemon *d)
 			}
 		}
 		now = clock_mono_ms();
+		daemon_control_due(d, now, drain_end != 0);
 		if ((p[1].revents & POLLIN) && watch_read(d->watch)) {
 			if (!reload_at)
 				burst_start = now;
@@ -650,8 +837,9 @@ int daemon_once(struct daemon *d, bool json)
 		if (checks[i]->def.timeout_ms > longest)
 			longest = checks[i]->def.timeout_ms;
 	scheduler_unlock(d->sched);
-	/* Timeouts are recorded at the deadline: this is only a backstop. */
-	until = clock_mono_ms() + longest + 1000;
+	/* Timeouts are recorded at the deadline: this is only a backstop.
+	 * A check runs once those it depends on have passed. */
+	until = clock_mono_ms() + longest * (1 + d->cfg->dependency_depth) + 1000;
 	pthread_mutex_lock(&d->publish);
 	for (;;) {
 		scheduler_lock(d->sched);
@@ -679,12 +867,7 @@ int daemon_once(struct daemon *d, bool json)
 		printf("%s\n", text ? text : "{}");
 		free(text);
 	} else {
-		for (size_t i = 0; i < v.n_checks; i++)
-			printf("%-24s %-8s %s%s\n", v.checks[i].name,
-			       state_status_name(v.checks[i].status),
-			       v.checks[i].critical ? "" : "(informational) ",
-			       v.checks[i].message);
-		printf("verdict: %s\n", state_verdict_name(verdict));
+		daemon_print_table(stdout, &v);
 	}
 	fflush(stdout);
 	render_view_clear(&v);
@@ -702,6 +885,12 @@ bool daemon_free(struct daemon *d)
 	d->http = NULL;
 	pthread_mutex_unlock(&d->publish);
 	http_stop(h);
+	/* A reload asked from now on is answered at once. */
+	pthread_mutex_lock(&d->ctl);
+	d->ctl_closed = true;
+	pthread_cond_broadcast(&d->ctl_done);
+	pthread_mutex_unlock(&d->ctl);
+	control_stop(d->control);
 	if (d->sched && !scheduler_stop(d->sched, isolate_kill_running)) {
 		/* A plugin is still inside check(): its instance, plugin and
 		 * config must stay; the process is about to exit. */
@@ -714,6 +903,12 @@ bool daemon_free(struct daemon *d)
 	config_free(d->cfg);
 	free(d->last_reload_error);
 	free(d->fixed.listen);
+	free(d->fixed.control_socket);
+	free(d->maint_reason);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	pthread_mutex_destroy(&d->ctl);
+	pthread_cond_destroy(&d->ctl_done);
 	free(d->config_path);
 	watch_close(d->watch);
 	pthread_mutex_destroy(&d->publish);

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -36,5 +38,30 @@ bool daemon_free(struct daemon *d);
  * problem found in `problems`. */
 int daemon_check_config(const char *config_path,
 			struct config_problems *problems);
+
+/* --- for the control socket (control.c) --- */
+
+struct health_view;
+
+/* A copy of the state as the bodies show it; render_view_clear() it.
+ * Returns 0 or -ENOMEM. */
+int daemon_control_view(struct daemon *d, struct health_view *v);
+
+/* --once's table: a line per check, then the verdict. */
+void daemon_print_table(FILE *f, const struct health_view *v);
+
+/* Run a check now and wait for its result: scheduler_run_now(). */
+int daemon_control_run(struct daemon *d, const char *name);
+
+/* Drain (on: /ready answers 503, "maintenance: REASON", for for_ms or
+ * with 0 until undrained) or undrain.  Returns whether it was drained
+ * before, or -ENOMEM. */
+int daemon_control_maintenance(struct daemon *d, bool on, const char *reason,
+			       int64_t for_ms);
+
+/* Reload now, on the thread SIGHUP reloads on.  Returns 0, or -1 with the
+ * error (the running config kept); *generation is the one running. */
+int daemon_control_reload(struct daemon *d, uint64_t *generation, char *err,
+			  size_t errlen);
 
 #endif /* HEALTHD_DAEMON_H */

@@ -110,13 +110,27 @@ static void histogram_add(struct duration_histogram *d, double seconds)
 	d->sum_s += seconds;
 }
 
+/* The ring of changes gets one more, sharing `text`. */
+static void change_push(struct history *h, int64_t at, enum check_status from,
+			enum check_status to, struct history_text *text)
+{
+	struct history_change *gone,
+		*c = ring_push(&h->changes, h->size, sizeof(*c), (void **)&gone);
+
+	if (!c)
+		return; /* out of memory: the counts stay right */
+	if (gone)
+		text_unref(gone->message);
+	*c = (struct history_change){at, (uint8_t)from, (uint8_t)to,
+				     text_ref(text)};
+}
+
 int history_add(struct history *h, int64_t at, enum check_status raw,
 		double duration_ms, const char *message,
 		enum check_status from, enum check_status to)
 {
 	struct history_text *text = NULL;
 	struct history_result *r, *old;
-	struct history_change *c, *gone;
 
 	histogram_add(&h->durations, duration_ms / 1000.0);
 	if (from != to) {
@@ -148,15 +162,24 @@ int history_add(struct history *h, int64_t at, enum check_status raw,
 				     text_ref(text)};
 	h->passing += passing(r->status);
 
-	if (from != to) {
-		c = ring_push(&h->changes, h->size, sizeof(*c), (void **)&gone);
-		if (c) {
-			if (gone)
-				text_unref(gone->message);
-			*c = (struct history_change){at, (uint8_t)from,
-						     (uint8_t)to, text_ref(text)};
-		}
-	}
+	if (from != to)
+		change_push(h, at, from, to, text);
+	text_unref(text);
+	return 0;
+}
+
+int history_change(struct history *h, int64_t at, enum check_status from,
+		   enum check_status to, const char *message)
+{
+	struct history_text *text;
+
+	h->transitions++;
+	h->last_change = at;
+	if (!h->size)
+		return 0;
+	if (!(text = text_new(message)))
+		return -ENOMEM;
+	change_push(h, at, from, to, text);
 	text_unref(text);
 	return 0;
 }

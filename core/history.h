@@ -81,6 +81,11 @@ int history_add(struct history *h, int64_t at, enum check_status raw,
 		double duration_ms, const char *message,
 		enum check_status from, enum check_status to);
 
+/* Record a status change that no run made (a check blocked by a
+ * dependency, or no longer).  Returns 0 or -ENOMEM (counts kept). */
+int history_change(struct history *h, int64_t at, enum check_status from,
+		   enum check_status to, const char *message);
+
 /* Move `from`'s history into `h` (a reload replacing a check of the same
  * name), keeping the newest `h->size` entries; `from` is left empty. */
 void history_take(struct history *h, struct history *from);

@@ -1,4 +1,4 @@
-/* main.c — the command line: run, --check-config, --once, plugins,
+/* main.c — the command line: run, --check-config, --once, plugins, sleep,
  * --version. */
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +14,9 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
 #include "config.h"
+#include "ctl.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
@@ -36,6 +38,12 @@ static void usage(FILE *out)
 		"                                         exit 0 healthy, 1 degraded, 2 unhealthy, 3 error\n"
 		"       healthd plugins [DIR...]          list the plugins found (default: the\n"
 		"                                         default plugin_dirs), their options\n"
+		"       healthd sleep SECONDS             wait, then exit 0 (SIGTERM ends it, 0 too):\n"
+		"                                         a preStop pause with no shell\n"
+		"       healthd ctl [--socket PATH] [-c FILE] [--json] status | run CHECK |\n"
+		"           drain [--reason TEXT] [--for DURATION] | undrain | reload\n"
+		"                                         talk to the running daemon over its\n"
+		"                                         control socket (healthd ctl --help)\n"
 		"       healthd --version | --help\n"
 		"\n"
 		"The config path defaults to $HEALTHD_CONFIG, then " DEFAULT_CONFIG ".\n"
@@ -152,6 +160,45 @@ static void print_problems(const char *path,
 	json_object_put(o);
 }
 
+/* `healthd sleep SECONDS`: a Kubernetes preStop pause in an image with no
+ * shell.  SIGTERM or SIGINT (the kubelet giving up on the hook) ends it
+ * early, still 0.  Exit 2 on a bad argument. */
+static int sleep_main(int argc, char **argv)
+{
+	const char *arg = argv[argc == 2 ? 1 : 0];
+	char *end;
+	double s;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: healthd sleep SECONDS\n");
+		return 2;
+	}
+	errno = 0;
+	s = strtod(arg, &end);
+	if (!*arg || *end || errno || !(s >= 0 && s <= 86400) ||
+	    strspn(arg, "0123456789.") != strlen(arg)) {
+		fprintf(stderr, "healthd sleep: '%s' is not a number of seconds "
+				"from 0 to 86400\n", arg);
+		return 2;
+	}
+
+	sigset_t set;
+	int64_t until = clock_mono_ms() + (int64_t)(s * 1000 + 0.5), left;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* sigtimedwait() returns early (EINTR) on other handled signals. */
+	while ((left = until - clock_mono_ms()) > 0) {
+		struct timespec ts = clock_timespec(left);
+
+		if (sigtimedwait(&set, NULL, &ts) >= 0 || errno != EINTR)
+			break;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -177,6 +224,11 @@ int main(int argc, char **argv)
 	for (int fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
 			return 1;
+
+	if (argc > 1 && !strcmp(argv[1], "sleep"))
+		return sleep_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1, DEFAULT_CONFIG);
 
 	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
 		switch (opt) {

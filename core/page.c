@@ -11,8 +11,8 @@
  *
  * Stable hooks, for tests and anyone scraping the page:
  *   #verdict[data-verdict=healthy|degraded|unhealthy]   the banner
- *   #started, #ready, #draining [data-value=true|false]
- *   tr.check#check-NAME[data-status=pending|pass|warn|fail]
+ *   #started, #ready, #draining, #maintenance [data-value=true|false]
+ *   tr.check#check-NAME[data-status=pending|pass|warn|fail|blocked]
  *                      [data-critical=true|false]      one row per check
  *     td.name, td.plugin, td.kind ("critical" or "informational"),
  *     td.status, td.message (absent when redacted), td.last-run,
@@ -75,7 +75,7 @@ static const char style[] =
 	"list-style:none}\n"
 	".flags b{font-weight:600}\n"
 	".flags [data-value=false] b{color:var(--fail)}"
-	"#draining[data-value=true] b{color:var(--warn)}"
+	"#draining[data-value=true] b,#maintenance[data-value=true] b{color:var(--warn)}"
 	"#draining[data-value=false] b{color:inherit}\n"
 	"table{width:100%;border-collapse:separate;border-spacing:0;"
 	"background:var(--card);border:1px solid var(--line);border-radius:8px}\n"
@@ -93,7 +93,7 @@ static const char style[] =
 	".badge.pass{color:var(--pass);background:var(--pass-bg)}"
 	".badge.warn{color:var(--warn);background:var(--warn-bg)}"
 	".badge.fail{color:var(--fail);background:var(--fail-bg)}"
-	".badge.pending{color:var(--pending);background:var(--pending-bg)}\n"
+	".badge.pending,.badge.blocked{color:var(--pending);background:var(--pending-bg)}\n"
 	".kind.informational,.last,.sub{color:var(--muted)}\n"
 	".last,.sub{display:block;font-size:12px}\n"
 	"td.message{max-width:36ch;overflow-wrap:anywhere;white-space:pre-wrap;"
@@ -217,8 +217,8 @@ static void when(FILE *f, int64_t now, int64_t then)
 
 static const char *status_name(unsigned s)
 {
-	return state_status_name(s <= STATUS_FAIL ? (enum check_status)s
-						  : STATUS_FAIL);
+	return state_status_name(s <= STATUS_BLOCKED ? (enum check_status)s
+						     : STATUS_FAIL);
 }
 
 static const char *yes_no(bool b)
@@ -293,7 +293,7 @@ static void check_row(FILE *f, const struct check_view *c, bool redact,
 
 	if (!redact) {
 		fputs("<td class=\"message\" data-label=\"Message\">", f);
-		if (c->last_result != STATUS_PENDING)
+		if (render_has_message(c))
 			esc(f, c->message);
 		fputs("</td>\n", f);
 	}
@@ -342,6 +342,15 @@ static void banner(FILE *f, const struct health_view *v, enum verdict verdict)
 		true_false(ready), yes_no(ready));
 	fprintf(f, "<li id=\"draining\" data-value=\"%s\">draining: <b>%s</b></li>\n",
 		true_false(v->draining), yes_no(v->draining));
+	/* healthd ctl drain; its reason is an operator's, not a detail. */
+	fprintf(f, "<li id=\"maintenance\" data-value=\"%s\">maintenance: <b>",
+		true_false(v->maintenance));
+	if (v->maintenance)
+		esc(f, v->maintenance_reason && *v->maintenance_reason
+			       ? v->maintenance_reason : "yes");
+	else
+		fputs("no", f);
+	fputs("</b></li>\n", f);
 	fputs("<li id=\"uptime\">uptime: <b class=\"num\">", f);
 	span(f, v->uptime_s > 0 ? (long long)v->uptime_s : 0);
 	fputs("</b></li>\n", f);

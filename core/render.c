@@ -99,7 +99,8 @@ static json_object *raw(const char *json)
 static bool counted(const struct render_exclude *ex, const struct check_view *c)
 {
 	return !excluded(ex, c->name) &&
-	       !(c->warming && c->status == STATUS_PENDING);
+	       !(c->warming && (c->status == STATUS_PENDING ||
+				c->status == STATUS_BLOCKED));
 }
 
 enum verdict render_verdict(const struct health_view *v,
@@ -114,15 +115,18 @@ enum verdict render_verdict(const struct health_view *v,
 	return verdict;
 }
 
-/* Names of the critical checks that keep the service unready. */
+/* Names of the critical checks that keep the service unready: the root
+ * causes (blocked false), or those blocked by a dependency (true). */
 static json_object *blocking_checks(const struct health_view *v,
-				    const struct render_exclude *ex)
+				    const struct render_exclude *ex,
+				    bool blocked)
 {
 	json_object *list = json_object_new_array();
 
 	for (size_t i = 0; i < v->n_checks; i++) {
 		const struct check_view *c = &v->checks[i];
-		if (counted(ex, c) && state_blocks_ready(c->critical, c->status))
+		if (counted(ex, c) && state_blocks_ready(c->critical, c->status) &&
+		    (c->status == STATUS_BLOCKED) == blocked)
 			json_object_array_add(list, json_object_new_string(c->name));
 	}
 	return list;
@@ -131,7 +135,7 @@ static json_object *blocking_checks(const struct health_view *v,
 bool render_ready_state(const struct health_view *v,
 			const struct render_exclude *ex)
 {
-	if (!v->started || v->draining)
+	if (!v->started || v->draining || v->maintenance)
 		return false;
 	for (size_t i = 0; i < v->n_checks; i++)
 		if (counted(ex, &v->checks[i]) &&
@@ -153,9 +157,9 @@ static json_object *check_object(const struct check_view *c, bool redact)
 		    ? NULL
 		    : json_object_new_string(state_status_name(c->last_result)));
 	if (!redact)
-		add(o, "message", c->last_result == STATUS_PENDING
-					  ? NULL
-					  : json_object_new_string(c->message));
+		add(o, "message", render_has_message(c)
+					  ? json_object_new_string(c->message)
+					  : NULL);
 	add(o, "duration_ms", c->last_run ? decimal(c->duration_ms) : NULL);
 	add(o, "last_run", timestamp(c->last_run));
 	add(o, "last_success", timestamp(c->last_success));
@@ -251,6 +255,21 @@ static json_object *each_check(const struct health_view *v,
 	return o;
 }
 
+/* null, or why and since when `healthd ctl drain` holds /ready at 503. */
+static json_object *maintenance_object(const struct health_view *v)
+{
+	json_object *o;
+
+	if (!v->maintenance)
+		return NULL;
+	o = json_object_new_object();
+	add(o, "reason", json_object_new_string(
+				 v->maintenance_reason ? v->maintenance_reason : ""));
+	add(o, "since", timestamp(v->maintenance_since));
+	add(o, "until", timestamp(v->maintenance_until));
+	return o;
+}
+
 static json_object *native_body(const struct health_view *v,
 				const struct render_exclude *ex, bool redact,
 				enum verdict verdict)
@@ -263,6 +282,7 @@ static json_object *native_body(const struct health_view *v,
 	add(o, "started", json_object_new_boolean(v->started));
 	add(o, "ready", json_object_new_boolean(render_ready_state(v, ex)));
 	add(o, "draining", json_object_new_boolean(v->draining));
+	add(o, "maintenance", maintenance_object(v));
 	add(o, "version", json_object_new_string(HEALTHD_VERSION));
 	snprintf(uptime, sizeof(uptime), "%.1f", v->uptime_s);
 	add(o, "uptime_s", json_object_new_double_s(v->uptime_s, uptime));
@@ -322,9 +342,8 @@ static void ietf_member(json_object *parent, const struct check_view *c,
 	}
 	if (!redact && c->status != STATUS_PASS)
 		add(item, "output", json_object_new_string(
-					    c->last_result == STATUS_PENDING
-						    ? "pending"
-						    : c->message));
+					    render_has_message(c) ? c->message
+								  : "pending"));
 	json_object_array_add(arr, item);
 	snprintf(key, sizeof(key), "%s:status", c->name);
 	json_object_object_add(parent, key, arr); /* a copy of key */
@@ -360,24 +379,32 @@ char *render_ready(const struct health_view *v, const struct render_exclude *ex,
 		   int *code)
 {
 	json_object *o = json_object_new_object();
-	json_object *failing = blocking_checks(v, ex);
-
 	if (render_ready_state(v, ex)) {
 		*code = 200;
 		add(o, "status", json_object_new_string("ready"));
-		json_object_put(failing);
 		return to_text(o);
 	}
 	*code = 503;
 	add(o, "status", json_object_new_string("not ready"));
-	if (v->draining)
+	if (v->draining) {
 		add(o, "reason", json_object_new_string("draining"));
-	else if (!v->started)
+	} else if (v->maintenance) {
+		char *why = NULL;
+
+		if (v->maintenance_reason && *v->maintenance_reason &&
+		    asprintf(&why, "maintenance: %s", v->maintenance_reason) < 0)
+			why = NULL;
+		add(o, "reason", json_object_new_string(why ? why : "maintenance"));
+		free(why);
+	} else if (!v->started) {
 		add(o, "reason", json_object_new_string("starting"));
-	else
+	} else {
 		add(o, "reason", json_object_new_string("critical checks failing"));
+	}
 	add(o, "draining", json_object_new_boolean(v->draining));
-	add(o, "failing", failing);
+	add(o, "maintenance", json_object_new_boolean(v->maintenance));
+	add(o, "failing", blocking_checks(v, ex, false));
+	add(o, "blocked", blocking_checks(v, ex, true));
 	return to_text(o);
 }
 
@@ -482,6 +509,7 @@ void render_view_clear(struct health_view *v)
 	free(v->checks);
 	free(v->last_reload_error);
 	free(v->service);
+	free(v->maintenance_reason);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -621,6 +649,9 @@ char *render_metrics(const struct health_view *v)
 	fprintf(f, "# HELP healthd_draining 1 after SIGTERM, until exit.\n"
 		   "# TYPE healthd_draining gauge\nhealthd_draining %d\n",
 		v->draining);
+	fprintf(f, "# HELP healthd_maintenance 1 while drained by healthd ctl drain (/ready answers 503).\n"
+		   "# TYPE healthd_maintenance gauge\nhealthd_maintenance %d\n",
+		v->maintenance);
 	fprintf(f, "# HELP healthd_verdict 1 for the current verdict.\n"
 		   "# TYPE healthd_verdict gauge\n");
 	for (int i = VERDICT_HEALTHY; i <= VERDICT_UNHEALTHY; i++)
@@ -641,7 +672,7 @@ char *render_metrics(const struct health_view *v)
 		char name[512], plugin[512];
 		label_escape(name, sizeof(name), c->name);
 		label_escape(plugin, sizeof(plugin), c->plugin);
-		for (int s = STATUS_PENDING; s <= STATUS_FAIL; s++)
+		for (int s = STATUS_PENDING; s <= STATUS_BLOCKED; s++)
 			fprintf(f, "healthd_check_status{check=\"%s\",plugin=\"%s\",critical=\"%s\",status=\"%s\"} %d\n",
 				name, plugin, c->critical ? "true" : "false",
 				state_status_name((enum check_status)s),

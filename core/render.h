@@ -41,6 +41,10 @@ struct health_view {
 	char *service; /* NULL: "healthd" */
 	bool started;
 	bool draining;
+	/* `healthd ctl drain`: /ready answers 503 until undrained or until. */
+	bool maintenance;
+	char *maintenance_reason; /* "" when none was given */
+	int64_t maintenance_since, maintenance_until; /* wall ms; until 0: none */
 	double uptime_s;
 	uint64_t generation;
 	int64_t loaded_at; /* wall ms */
@@ -64,6 +68,13 @@ struct render_exclude {
 	const char *const *names;
 	size_t n;
 };
+
+/* Whether the check has a message to show: a result, or why it is
+ * blocked. */
+static inline bool render_has_message(const struct check_view *c)
+{
+	return c->last_result != STATUS_PENDING || c->status == STATUS_BLOCKED;
+}
 
 /* Every renderer returns a malloc'd body and sets *code to the HTTP status. */
 char *render_health(const struct health_view *v, const struct render_exclude *ex,

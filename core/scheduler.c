@@ -40,6 +40,9 @@ struct scheduler {
 
 	struct check *queue_head, *queue_tail; /* FIFO of due checks */
 
+	/* Every check's deps then dependents, back to back (check.h). */
+	struct check **links;
+
 	struct check **orphans; /* n_workers slots, one reference each */
 	int n_orphans;
 	uint64_t set_generation; /* bumped by every scheduler_replace() */
@@ -214,12 +217,97 @@ static void render_done(struct scheduler *s)
 
 /* Record one run's outcome in the check's state.  Lock held; logging
  * never blocks (log.h). */
+/* --- depends_on ------------------------------------------------------------- */
+
+/* The first dependency that keeps `c` from running: one that does not pass
+ * (it fails, has no result yet, or is blocked itself).  Lock held. */
+static struct check *blocker_of(const struct check *c)
+{
+	for (size_t i = 0; i < c->n_deps; i++) {
+		enum check_status st = c->deps[i]->counters.status;
+		if (st != STATUS_PASS && st != STATUS_WARN)
+			return c->deps[i];
+	}
+	return NULL;
+}
+
+static void block_update(struct scheduler *s, struct check *c);
+
+/* `c`'s status changed: bring the checks that depend on it in line. */
+static void dependents_update(struct scheduler *s, struct check *c)
+{
+	for (size_t i = 0; i < c->n_dependents; i++)
+		block_update(s, c->dependents[i]);
+}
+
+/*
+ * A check is blocked, not run, while a dependency does not pass: its
+ * status says which (`blocked: dns is fail`), and only the root cause logs
+ * at info level.  Once every dependency passes it runs at once.  A check
+ * blocked only by one that has no result yet (warming, pending) counts as
+ * little as that one does.  Lock held.
+ */
+static void block_update(struct scheduler *s, struct check *c)
+{
+	struct check *b = blocker_of(c);
+	enum check_status before = c->counters.status;
+	int64_t now = clock_wall_ms();
+	char msg[HOST_MESSAGE_MAX] = "every dependency passes";
+
+	if (b) {
+		bool warming = b->counters.status != STATUS_FAIL && b->warming;
+
+		snprintf(msg, sizeof(msg), "blocked: %s is %s", b->def.name,
+			 state_status_name(b->counters.status));
+		if (before == STATUS_BLOCKED && c->warming == warming &&
+		    !strcmp(msg, c->message))
+			return;
+		c->counters.status = STATUS_BLOCKED;
+		c->counters.consecutive_failures = 0;
+		c->counters.consecutive_successes = 0;
+		c->warming = warming;
+		snprintf(c->message, sizeof(c->message), "%s", msg);
+		free(c->details);
+		c->details = NULL;
+		log_write(LOG_DEBUG, c->def.name, "%s", msg);
+	} else if (before == STATUS_BLOCKED) {
+		/* It shows what it last knew until its run says more;
+		 * one that never ran is pending again. */
+		if (!c->runs)
+			c->counters.status = STATUS_PENDING;
+		log_write(LOG_DEBUG, c->def.name, "unblocked: %s", msg);
+		if (c->sched.phase == PHASE_IDLE && in_heap(c)) {
+			heap_remove(s, c);
+			c->sched.next_run = clock_mono_ms();
+			heap_push(s, c);
+		}
+	} else {
+		return;
+	}
+	if (c->counters.status != before)
+		(void)history_change(&c->history, now, before,
+				     c->counters.status, msg);
+	mark_dirty(s);
+	if (c->counters.status != before || b)
+		dependents_update(s, c);
+}
+
+/* --- recording results, continued -------------------------------------------- */
+
 static void record(struct scheduler *s, struct check *c,
 		   enum healthd_status status, const char *message,
 		   json_object *details, double duration_ms)
 {
 	int64_t now = clock_wall_ms();
 	enum check_status before = c->counters.status;
+
+	/* A dependency stopped passing while this ran: what it says now is
+	 * a consequence, not news. */
+	if (blocker_of(c)) {
+		log_write(LOG_DEBUG, c->def.name,
+			  "result dropped: blocked by a dependency");
+		return;
+	}
 
 	if (status == HEALTHD_PASS && c->def.warn_after_ms > 0 &&
 	    duration_ms > (double)c->def.warn_after_ms) {
@@ -261,6 +349,9 @@ static void record(struct scheduler *s, struct check *c,
 			  state_status_name(state_of_result(status)),
 			  duration_ms, c->message);
 	mark_dirty(s);
+	pthread_cond_broadcast(&s->done); /* scheduler_run_now() waits */
+	if (changed)
+		dependents_update(s, c);
 }
 
 /* The run `c` waits for (its own, or its predecessor's) timed out.  Lock
@@ -466,6 +557,11 @@ static void scheduler_fire(struct scheduler *s, struct check *c, int64_t now)
 	heap_remove(s, c);
 	switch (c->sched.phase) {
 	case PHASE_IDLE:
+		if (blocker_of(c)) {
+			block_update(s, c);
+			schedule_next(s, c, now);
+			break;
+		}
 		c->sched.phase = PHASE_QUEUED;
 		c->sched.deadline = now + c->def.timeout_ms;
 		c->sched.timeout_ms = c->def.timeout_ms;
@@ -655,6 +751,45 @@ static void wait_for_run(struct scheduler *s, struct check *c,
 		heap_push(s, c);
 }
 
+/* Point each check of the set at its dependencies and its dependents,
+ * within `links` (room for twice the names in every depends_on); `sorted`
+ * has room for the set.  Lock held. */
+static void links_resolve(struct check **set, size_t n, struct check **sorted,
+			  struct check **links)
+{
+	size_t at = 0;
+
+	memcpy(sorted, set, n * sizeof(*set));
+	check_sort_by_name(sorted, n);
+	for (size_t i = 0; i < n; i++) {
+		set[i]->deps = links + at;
+		set[i]->n_deps = 0;
+		set[i]->n_dependents = 0;
+		at += set[i]->def.n_depends_on;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct check *c = set[i];
+		for (size_t k = 0; k < c->def.n_depends_on; k++) {
+			struct check *d = check_find(sorted, n,
+						     c->def.depends_on[k].name);
+			if (d) { /* always: the config was validated */
+				c->deps[c->n_deps++] = d;
+				d->n_dependents++;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		set[i]->dependents = links + at;
+		at += set[i]->n_dependents;
+		set[i]->n_dependents = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < set[i]->n_deps; k++) {
+			struct check *d = set[i]->deps[k];
+			d->dependents[d->n_dependents++] = set[i];
+		}
+}
+
 /* A new check takes over from the running one of the same name: status,
  * history, whether it is still warming, and the wait for a run in
  * flight.  Lock held. */
@@ -676,18 +811,24 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 		      bool warm)
 {
 	struct check **old, **set = malloc((n ? n : 1) * sizeof(*set));
-	struct check **by_name = NULL;
-	size_t n_old;
+	struct check **by_name = NULL, **links, **old_links;
+	size_t n_old, n_links = 1;
 	int64_t now = clock_mono_ms();
 
+	for (size_t i = 0; i < n; i++)
+		n_links += 2 * checks[i]->def.n_depends_on;
+	links = malloc(n_links * sizeof(*links));
 	pthread_mutex_lock(&s->lock);
-	/* The heap holds old and new checks for a moment. */
-	if (set)
-		by_name = malloc((s->n_checks ? s->n_checks : 1) * sizeof(*by_name));
+	/* The heap holds old and new checks for a moment.  by_name sorts the
+	 * old set, then the new one. */
+	if (set && links)
+		by_name = malloc((s->n_checks > n ? s->n_checks : n ? n : 1) *
+				 sizeof(*by_name));
 	if (!by_name || grow(&s->heap, &s->heap_cap, s->n_checks + n + 1) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		free(set);
 		free(by_name);
+		free(links);
 		return -ENOMEM;
 	}
 	old = s->checks;
@@ -731,6 +872,7 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 			continue;
 		c->sched.in_set = false;
 		c->sched.removed = true;
+		c->n_deps = c->n_dependents = 0; /* the links go with the set */
 		heap_remove(s, c);
 		if ((c->sched.phase == PHASE_RUNNING ||
 		     c->sched.phase == PHASE_LATE) &&
@@ -739,6 +881,11 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 	}
 	s->checks = set;
 	s->n_checks = n;
+	old_links = s->links;
+	s->links = links;
+	links_resolve(set, n, by_name, links);
+	for (size_t i = 0; i < n; i++)
+		block_update(s, set[i]);
 	mark_dirty(s);
 	wake_by(s, s->last_render + render_pause(s));
 	pthread_mutex_unlock(&s->lock);
@@ -749,6 +896,7 @@ int scheduler_replace(struct scheduler *s, struct check **checks, size_t n,
 			check_unref(old[j]);
 	free(old);
 	free(by_name);
+	free(old_links);
 	return 0;
 }
 
@@ -831,6 +979,7 @@ void scheduler_free(struct scheduler *s)
 		check_unref(s->orphans[i]);
 	free(s->orphans);
 	free(s->checks);
+	free(s->links);
 	free(s->heap);
 	free(s->busy_until);
 	pthread_mutex_destroy(&s->lock);
@@ -838,4 +987,46 @@ void scheduler_free(struct scheduler *s)
 	pthread_cond_destroy(&s->work);
 	pthread_cond_destroy(&s->done);
 	free(s);
+}
+
+int scheduler_run_now(struct scheduler *s, const char *name)
+{
+	struct check *c = NULL;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_checks && !c; i++)
+		if (!strcmp(s->checks[i]->def.name, name))
+			c = check_ref(s->checks[i]);
+	if (c && c->counters.status == STATUS_BLOCKED)
+		rc = -EAGAIN; /* it would not run: its dependency decides */
+	else if (c) {
+		/* Its run in flight (or one that hung past its deadline, then
+		 * the one asked for): its timeout twice, and a margin. */
+		int64_t until = clock_mono_ms() + 2 * c->def.timeout_ms +
+				SCHEDULER_RUN_NOW_SLACK_MS;
+		struct timespec ts = clock_timespec(until);
+		uint64_t runs = c->runs;
+		bool asked = false;
+
+		rc = 0;
+		while (c->runs == runs && !rc) {
+			if (c->sched.removed || s->stopping) {
+				rc = -ECANCELED;
+			} else if (!asked && c->sched.phase == PHASE_IDLE) {
+				/* Due now: the scheduler thread queues it.  A
+				 * run in flight is waited for instead. */
+				heap_remove(s, c);
+				c->sched.next_run = clock_mono_ms();
+				heap_push(s, c);
+				asked = true;
+			} else if (pthread_cond_timedwait(&s->done, &s->lock,
+							  &ts) == ETIMEDOUT) {
+				rc = -ETIMEDOUT;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	check_unref(c); /* outside the lock: it may be the last reference */
+	return rc;
 }

@@ -59,6 +59,18 @@ int64_t scheduler_heartbeat(const struct scheduler *s);
 #define SCHEDULER_STARVED_MS 60000
 
 /*
+ * Run the check `name` now and wait for the result (then read it under the
+ * lock): a run already queued or in flight is waited for instead of
+ * starting a second one.  Waits at most twice the check's timeout and
+ * SCHEDULER_RUN_NOW_SLACK_MS.  Returns 0; -ENOENT for an unknown check;
+ * -EAGAIN when it is blocked by a dependency (it would not run);
+ * -ECANCELED when a reload replaced or removed it, or the scheduler
+ * stops; -ETIMEDOUT.
+ */
+int scheduler_run_now(struct scheduler *s, const char *name);
+#define SCHEDULER_RUN_NOW_SLACK_MS 2000
+
+/*
  * Stop starting runs and wait until the runs in flight have returned or
  * reached their deadlines (and the grace); then `overdue`, if set, is
  * called to end the runs still in flight, and they get a second more.

@@ -28,7 +28,7 @@ bool state_apply(struct check_counters *c, enum healthd_status raw,
 		c->consecutive_failures = 0;
 	}
 
-	if (before == STATUS_PENDING)
+	if (before == STATUS_PENDING || before == STATUS_BLOCKED)
 		c->status = result;
 	else if (result == STATUS_FAIL) {
 		if (c->consecutive_failures >= failure_threshold)
@@ -48,7 +48,8 @@ enum verdict state_verdict_step(enum verdict v, bool critical,
 
 	if (state_blocks_ready(critical, status))
 		mine = VERDICT_UNHEALTHY;
-	else if (status == STATUS_FAIL || status == STATUS_WARN)
+	else if (status == STATUS_FAIL || status == STATUS_WARN ||
+		 status == STATUS_BLOCKED)
 		mine = VERDICT_DEGRADED;
 	/* An informational check that is still pending changes nothing. */
 	return mine > v ? mine : v;
@@ -58,7 +59,8 @@ enum verdict state_verdict_step(enum verdict v, bool critical,
  * body's pass / warn / fail all print through it. */
 const char *state_status_name(enum check_status s)
 {
-	static const char *const names[] = {"pending", "pass", "warn", "fail"};
+	static const char *const names[] = {"pending", "pass", "warn", "fail",
+					      "blocked"};
 	return names[s];
 }
 

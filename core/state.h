@@ -15,6 +15,7 @@ enum check_status {
 	STATUS_PASS,
 	STATUS_WARN,
 	STATUS_FAIL,
+	STATUS_BLOCKED, /* not run: a dependency is not passing (depends_on) */
 };
 
 enum verdict {
@@ -33,7 +34,8 @@ struct check_counters {
 /* A plugin's raw result as a status (anything unknown is a failure). */
 enum check_status state_of_result(enum healthd_status raw);
 
-/* Apply one raw result.  The first result is taken directly; after that the
+/* Apply one raw result.  The first result is taken directly (so is the
+ * first after a check was blocked: not running broke its streak); after that the
  * status becomes fail after failure_threshold consecutive failures and
  * leaves fail after success_threshold consecutive passes (warn passes).
  * Returns true when the status changed. */
@@ -47,7 +49,7 @@ enum verdict state_verdict_step(enum verdict v, bool critical,
 /* Whether a check keeps the service from being ready. */
 static inline bool state_blocks_ready(bool critical, enum check_status s)
 {
-	return critical && (s == STATUS_FAIL || s == STATUS_PENDING);
+	return critical && s != STATUS_PASS && s != STATUS_WARN;
 }
 
 const char *state_status_name(enum check_status s);  /* "pass" ... */

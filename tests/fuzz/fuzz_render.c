@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		utf8 &= ok_utf8(c->name) && ok_utf8(c->plugin) &&
 			ok_utf8(c->message) && ok_utf8(c->details);
 		c->critical = f & 1;
-		c->status = (f >> 1) % 4;
+		c->status = (f >> 1) % 5; /* STATUS_BLOCKED too */
 		c->last_result = (f >> 3) % 4;
 		c->warming = f & 0x20;
 		c->duration_ms = measured(&in);

@@ -64,6 +64,10 @@ def config_text(checks=(), port=None, extra=""):
         shutdown:
           drain: 1s
         """)
+    # No control socket unless a test asks for one: test daemons running
+    # side by side would all want the default path.
+    if not extra.startswith("control:") and "\ncontrol:" not in extra:
+        head += 'control: {socket: ""}\n'
     body = "checks:\n" + "\n".join(checks) + "\n" if checks else "checks: []\n"
     return head + extra + body
 

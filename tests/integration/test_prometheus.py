@@ -101,7 +101,7 @@ class PrometheusScrapesHealthd(unittest.TestCase):
         for status in ("pending", "warn", "fail"):
             self.assertEqual(p.value(f'{q}{{check="cache",status="{status}"}}'), 0, status)
         labels = {lb["status"] for lb, v in p.query(f'{q}{{check="cache"}}')}
-        self.assertEqual(labels, {"pending", "pass", "warn", "fail"})
+        self.assertEqual(labels, {"pending", "pass", "warn", "fail", "blocked"})
         info = p.query("healthd_info")
         self.assertEqual(len(info), 1)
         self.assertEqual(info[0][0]["namespace"], "example-service")

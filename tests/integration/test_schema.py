@@ -98,6 +98,8 @@ class Schema(unittest.TestCase):
                         "server: {nosuch: 1}\n"),
             "shutdown.": (props["shutdown"]["properties"],
                           "shutdown: {nosuch: 1}\n"),
+            "control.": (props["control"]["properties"],
+                         "control: {nosuch: 1}\n"),
             "defaults.": (props["defaults"]["properties"],
                           "defaults: {nosuch: 1}\n"),
             "check": (props["checks"]["items"]["properties"],

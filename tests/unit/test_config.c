@@ -212,6 +212,7 @@ static void assert_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->details, DETAILS_PUBLIC);
 	CU_ASSERT_PTR_NULL(cfg->details_token);
 	CU_ASSERT_EQUAL(cfg->drain_ms, 5000);
+	CU_ASSERT_STRING_EQUAL(cfg->control_socket, CONFIG_CONTROL_SOCKET_DEFAULT);
 }
 
 static void test_defaults(void)
@@ -309,12 +310,12 @@ static void test_errors(void)
 		{"listen: \":80\"\nlsten: x\n",
 		 "2:1: unknown key \"lsten\"; expected one of: listen, base_path, "
 		 "service, metrics, log, plugin_dirs, server, workers, details, "
-		 "details_token_file, shutdown, defaults, checks"},
+		 "details_token_file, shutdown, control, defaults, checks"},
 		{"checks:\n  - name: db\n    plugin: pg\n    intervl: 5s\n",
 		 "4:5: unknown key \"intervl\" in check \"db\"; expected one of: "
 		 "name, plugin, critical, interval, timeout, warn_after, "
 		 "failure_threshold, success_threshold, isolation, isolation_max_rss, "
-		 "history, options"},
+		 "history, options, depends_on"},
 		{"log:\n  lvl: debug\n",
 		 "2:3: unknown key \"lvl\" in log; expected one of: level, format"},
 		{"server:\n  threads: 1\n  threads: 2\n",
@@ -405,6 +406,11 @@ static void test_errors(void)
 		{"plugin_dirs:\n  - /a\n  - [b]\n",
 		 "3:5: plugin_dirs: expected a directory, found a list"},
 		{"log: debug\n", "1:1: log: expected a mapping, found a single value"},
+		{"control: {socket: ctl.sock}\n",
+		 "1:11: control.socket: \"ctl.sock\" is not a socket path (expected "
+		 "an absolute path of at most 107 bytes, or \"\" for none)"},
+		{"control: {sock: /x}\n",
+		 "1:11: unknown key \"sock\" in control; expected one of: socket"},
 		{"base_path:\n", "1:1: base_path: expected a path, found nothing"},
 		{"- a\n- b\n", "1:1: expected a mapping of settings, found a list"},
 		{"checks:\n  - name: db\n    plugin: pg\n    options: [a]\n",
@@ -1110,7 +1116,80 @@ static void test_load_all(void)
 	unlink(path);
 }
 
+static void test_depends_on(void)
+{
+	struct config *cfg = load_ok(
+		"checks:\n"
+		"  - {name: api, plugin: p, depends_on: [db, cache]}\n"
+		"  - {name: db, plugin: p, depends_on: [dns]}\n"
+		"  - {name: cache, plugin: p, depends_on: [dns]}\n"
+		"  - {name: dns, plugin: p, depends_on: []}\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->checks[0].n_depends_on, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->checks[0].depends_on[1].name, "cache");
+	CU_ASSERT_EQUAL(cfg->checks[0].depends_on[1].line, 2);
+	CU_ASSERT_EQUAL(cfg->checks[0].depends_on[1].col, 45);
+	CU_ASSERT_EQUAL(cfg->checks[3].n_depends_on, 0);
+	CU_ASSERT_EQUAL(cfg->dependency_depth, 2); /* api -> db -> dns */
+
+	/* A copy compares equal; another list does not. */
+	struct config_check copy;
+	CU_ASSERT_EQUAL_FATAL(config_check_copy(&copy, &cfg->checks[0]), 0);
+	CU_ASSERT(config_check_equal(&copy, &cfg->checks[0]));
+	CU_ASSERT(!config_check_equal(&copy, &cfg->checks[1]));
+	free(copy.depends_on[1].name);
+	copy.depends_on[1].name = strdup("dns");
+	CU_ASSERT(!config_check_equal(&copy, &cfg->checks[0]));
+	config_check_clear(&copy);
+	config_free(cfg);
+
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: [b]}\n"
+		 "  - {name: b, plugin: p, depends_on: [c]}\n"
+		 "  - {name: c, plugin: p, depends_on: [a]}\n",
+		 "4:39: check \"c\": depends_on: a cycle: a -> b -> c -> a");
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: [nope]}\n",
+		 "2:39: check \"a\": depends_on: no check is named \"nope\"");
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: [a]}\n",
+		 "2:39: depends_on: \"a\" is the check itself: a check cannot depend on itself");
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: [b, b]}\n"
+		 "  - {name: b, plugin: p}\n",
+		 "2:42: depends_on: \"b\" is listed twice");
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: b}\n",
+		 "2:26: depends_on: expected a list of check names, found a single value");
+	load_err("checks:\n"
+		 "  - {name: a, plugin: p, depends_on: [B!]}\n",
+		 "2:39: depends_on: \"B!\" is not a valid check name (expected [a-z0-9][a-z0-9_.-]*)");
+
+	/* A validation reports each cycle and unknown name once. */
+	struct config_problems problems = {0};
+	const char *path = tmp_file(
+		"checks:\n"
+		"  - {name: a, plugin: p, depends_on: [b, x]}\n"
+		"  - {name: b, plugin: p, depends_on: [a]}\n"
+		"  - {name: c, plugin: p, depends_on: [c]}\n"
+		"  - {name: d, plugin: p, depends_on: [c]}\n");
+	cfg = NULL;
+	CU_ASSERT_EQUAL(config_load_all(path, &cfg, &problems), 0);
+	config_free(cfg);
+	config_problems_sort(&problems);
+	CU_ASSERT_EQUAL_FATAL(problems.n, 3);
+	CU_ASSERT_STRING_EQUAL(problems.list[0].message,
+			       "check \"a\": depends_on: no check is named \"x\"");
+	CU_ASSERT_STRING_EQUAL(problems.list[1].message,
+			       "check \"b\": depends_on: a cycle: a -> b -> a");
+	CU_ASSERT_EQUAL(problems.list[2].line, 4);
+	config_problems_free(&problems);
+	unlink(path);
+}
+
 static CU_TestInfo config_tests[] = {
+	{"depends_on", test_depends_on},
 	{"every error, in a validation", test_load_all},
 	{"full config", test_full},
 	{"defaults", test_defaults},

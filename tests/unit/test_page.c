@@ -289,6 +289,28 @@ static void test_codes(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "<li id=\"ready\" data-value=\"false\">"));
 	free(text);
 
+	/* healthd ctl drain, its reason escaped. */
+	view.draining = false;
+	view.maintenance = true;
+	view.maintenance_reason = (char *)evil_script;
+	text = page(false, &code);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "<li id=\"maintenance\" data-value=\"true\">"
+					    "maintenance: <b>&lt;script&gt;"));
+	CU_ASSERT_PTR_NULL(strstr(text, evil_script));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "<li id=\"ready\" data-value=\"false\">"));
+	free(text);
+
+	/* A blocked check: its badge, and why it is blocked. */
+	make_view(STATUS_FAIL, STATUS_PASS);
+	checks[1].status = STATUS_BLOCKED;
+	checks[1].last_result = STATUS_PENDING;
+	checks[1].message = "blocked: db is fail";
+	text = page(false, &code);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "data-status=\"blocked\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "<span class=\"badge blocked\">blocked</span>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, ">blocked: db is fail<"));
+	free(text);
+
 	view.n_checks = 0;
 	text = page(false, &code);
 	CU_ASSERT_EQUAL(code, 200);

@@ -129,6 +129,45 @@ static void test_pending_and_draining(void)
 	json_object_put(o);
 }
 
+/* healthd ctl drain: /ready is 503 with the reason, the verdict stays. */
+static void test_maintenance(void)
+{
+	int code;
+
+	make_view(STATUS_PASS, STATUS_PASS);
+	view.maintenance = true;
+	view.maintenance_reason = "heap dump";
+	view.maintenance_since = 1764158400000;
+	json_object *o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "maintenance: heap dump");
+	CU_ASSERT_STRING_EQUAL(str(o, "maintenance"), "true");
+	json_object_put(o);
+	o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_EQUAL(code, 200);
+	CU_ASSERT_STRING_EQUAL(str(o, "ready"), "false");
+	CU_ASSERT_STRING_EQUAL(str(o, "maintenance.reason"), "heap dump");
+	CU_ASSERT_STRING_EQUAL(str(o, "maintenance.until"), "null");
+	json_object_put(o);
+	char *m = render_metrics(&view);
+	CU_ASSERT_PTR_NOT_NULL(strstr(m, "\nhealthd_maintenance 1\n"));
+	free(m);
+
+	view.maintenance_reason = "";
+	o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "maintenance");
+	json_object_put(o);
+	view.draining = true; /* the shutdown drain says so first */
+	o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "reason"), "draining");
+	json_object_put(o);
+
+	make_view(STATUS_PASS, STATUS_PASS);
+	o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "maintenance"), "null");
+	json_object_put(o);
+}
+
 static void test_warming_checks_do_not_count(void)
 {
 	int code;
@@ -148,6 +187,57 @@ static void test_warming_checks_do_not_count(void)
 	checks[1].status = STATUS_FAIL;
 	CU_ASSERT_FALSE(render_ready_state(&view, NULL));
 	CU_ASSERT_EQUAL(render_verdict(&view, NULL), VERDICT_UNHEALTHY);
+}
+
+/* depends_on: /ready names root causes apart from the checks they block;
+ * a blocked check shows why, counts as failing, and as little as a
+ * warming one when it waits for one. */
+static void test_blocked(void)
+{
+	int code;
+
+	make_view(STATUS_FAIL, STATUS_PASS);
+	checks[1].critical = true;
+	checks[1].status = STATUS_BLOCKED;
+	checks[1].last_result = STATUS_PENDING; /* never ran */
+	checks[1].message = "blocked: db is fail";
+	json_object *o = parse(render_ready(&view, NULL, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	CU_ASSERT_STRING_EQUAL(str(o, "failing"), "[ \"db\" ]");
+	CU_ASSERT_STRING_EQUAL(str(o, "blocked"), "[ \"extra\" ]");
+	json_object_put(o);
+	o = parse(render_health(&view, NULL, false, RENDER_NATIVE, &code));
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.status"), "blocked");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.message"), "blocked: db is fail");
+	CU_ASSERT_STRING_EQUAL(str(o, "checks.extra.last_result"), "null");
+	json_object_put(o);
+	o = parse(render_check(&checks[1], false, &code));
+	CU_ASSERT_EQUAL(code, 503);
+	json_object_put(o);
+
+	/* Informational and blocked: degraded. */
+	checks[0].status = STATUS_PASS;
+	checks[1].critical = false;
+	CU_ASSERT_TRUE(render_ready_state(&view, NULL));
+	CU_ASSERT_EQUAL(render_verdict(&view, NULL), VERDICT_DEGRADED);
+	o = parse(render_health(&view, NULL, false, RENDER_HEALTH_JSON, &code));
+	CU_ASSERT_STRING_EQUAL(
+		json_object_get_string(json_object_object_get(json_object_array_get_idx(
+			json_object_object_get(json_object_object_get(o, "checks"),
+					       "extra:status"), 0), "output")),
+		"blocked: db is fail");
+	json_object_put(o);
+	char *metrics = render_metrics(&view);
+	CU_ASSERT_PTR_NOT_NULL(strstr(metrics, "check=\"extra\",plugin=\"http\","
+					       "critical=\"false\",status=\"blocked\"} 1"));
+	free(metrics);
+
+	/* Blocked by a check a reload added that has no result yet. */
+	checks[1].critical = true;
+	checks[1].warming = true;
+	CU_ASSERT_TRUE(render_ready_state(&view, NULL));
+	checks[1].warming = false;
+	CU_ASSERT_FALSE(render_ready_state(&view, NULL));
 }
 
 static void test_redacted(void)
@@ -305,7 +395,9 @@ void unit_register(void)
 		{"comprehensive body", test_comprehensive},
 		{"unhealthy and exclude", test_unhealthy_and_exclude},
 		{"pending and draining", test_pending_and_draining},
+		{"maintenance", test_maintenance},
 		{"warming checks do not count", test_warming_checks_do_not_count},
+		{"blocked checks", test_blocked},
 		{"redacted", test_redacted},
 		{"health+json", test_health_json},
 		{"live and errors", test_live_and_error},

@@ -23,6 +23,18 @@ static void test_first_result_taken_directly(void)
 	CU_ASSERT_EQUAL(feed("", 3, 1).status, STATUS_PENDING);
 }
 
+/* The first result after a check was blocked is taken directly too. */
+static void test_after_blocked(void)
+{
+	struct check_counters c = {STATUS_BLOCKED, STATUS_PASS, 0, 0};
+
+	CU_ASSERT_TRUE(state_apply(&c, HEALTHD_FAIL, 3, 2));
+	CU_ASSERT_EQUAL(c.status, STATUS_FAIL);
+	c.status = STATUS_BLOCKED;
+	CU_ASSERT_TRUE(state_apply(&c, HEALTHD_PASS, 3, 2));
+	CU_ASSERT_EQUAL(c.status, STATUS_PASS);
+}
+
 static void test_failure_threshold(void)
 {
 	CU_ASSERT_EQUAL(feed("pf", 3, 1).status, STATUS_PASS);
@@ -92,6 +104,9 @@ static void test_verdict_table(void)
 		{{{true, STATUS_WARN}, {true, STATUS_FAIL}}, VERDICT_UNHEALTHY},
 		/* An informational check still pending changes nothing. */
 		{{{true, STATUS_PASS}, {false, STATUS_PENDING}}, VERDICT_HEALTHY},
+		/* Blocked counts as failing does. */
+		{{{true, STATUS_BLOCKED}, {false, STATUS_PASS}}, VERDICT_UNHEALTHY},
+		{{{true, STATUS_PASS}, {false, STATUS_BLOCKED}}, VERDICT_DEGRADED},
 	};
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -105,6 +120,9 @@ static void test_blocks_ready(void)
 	CU_ASSERT_TRUE(state_blocks_ready(true, STATUS_PENDING));
 	CU_ASSERT_FALSE(state_blocks_ready(true, STATUS_WARN));
 	CU_ASSERT_FALSE(state_blocks_ready(false, STATUS_FAIL));
+	CU_ASSERT_TRUE(state_blocks_ready(true, STATUS_BLOCKED));
+	CU_ASSERT_FALSE(state_blocks_ready(false, STATUS_BLOCKED));
+	CU_ASSERT_STRING_EQUAL(state_status_name(STATUS_BLOCKED), "blocked");
 	CU_ASSERT_STRING_EQUAL(state_status_name(STATUS_WARN), "warn");
 	CU_ASSERT_STRING_EQUAL(state_verdict_name(VERDICT_DEGRADED), "degraded");
 }
@@ -113,6 +131,7 @@ void unit_register(void)
 {
 	static CU_TestInfo tests[] = {
 		{"first result taken directly", test_first_result_taken_directly},
+		{"first result after blocked taken directly", test_after_blocked},
 		{"failure threshold", test_failure_threshold},
 		{"success threshold", test_success_threshold},
 		{"apply reports changes", test_apply_reports_changes},
