@@ -1,11 +1,16 @@
-"""The Dockerfile builds with podman (offline base from debootstrap) and the
-image runs as the pod would: read-only root, only /tmp writable, uid 1000, no
-capabilities; every endpoint answers; `podman stop` exits 0 within the drain.
+"""The Dockerfile's three images build with podman (offline base from
+debootstrap): the default one (FROM scratch, no shell) within 40 MB, with
+every library it needs and the files recorded in tests/deploy/image-files.txt,
+runs as the pod would: read-only root, only /tmp writable, uid 1000, no
+capabilities; every endpoint answers; the manifests' preStop runs; `podman
+stop` exits 0 within the drain.  The tools image runs the exec example's
+script and Monitoring Plugins; a plugin built in the sdk image loads in the
+default one.
 
 Wraps tests/deploy/image_test.sh.  Needs root and Debian's podman, runc,
 debootstrap and curl: missing tools fail the test (they are CI's setup).
-Takes 3-6 minutes (the first run also debootstraps the base, cached in
-/var/cache/healthd-deploy).
+Takes 10-15 minutes on 2 CPUs (the first run also debootstraps the base,
+cached in /var/cache/healthd-deploy).
 """
 import os
 import subprocess

@@ -31,6 +31,24 @@ GUIDE_SECURITY = {
 }
 
 
+PRESTOP_S = 15  # the guide's pause before SIGTERM
+# The image has no shell: healthd itself waits (`healthd sleep`).
+PRESTOP_EXEC = ["/usr/bin/healthd", "sleep", str(PRESTOP_S)]
+
+
+def prestop_seconds(test, container):
+    """The preStop pause of a healthd container: `healthd sleep N` run by
+    exec, or Kubernetes' own sleep action (>= 1.30).  Anything needing a
+    shell fails: the default image has none."""
+    pre = container["lifecycle"]["preStop"]
+    if "sleep" in pre:
+        return pre["sleep"]["seconds"]
+    cmd = pre["exec"]["command"]
+    test.assertEqual(cmd[:2], PRESTOP_EXEC[:2], "preStop must run without a shell")
+    test.assertEqual(len(cmd), 3)
+    return int(cmd[2])
+
+
 def port_of(container, name_or_number):
     for p in container.get("ports", []):
         if name_or_number in (p.get("name"), p["containerPort"]):
@@ -94,11 +112,13 @@ class Base(unittest.TestCase):
         self.assertEqual(int(port), port_of(self.c, "http")["containerPort"])
 
     def test_graceful_shutdown(self):
-        self.assertEqual(self.c["lifecycle"]["preStop"]["exec"]["command"], ["/bin/sh", "-c", "sleep 15"])
+        self.assertEqual(self.c["lifecycle"]["preStop"]["exec"]["command"], PRESTOP_EXEC)
+        pause = prestop_seconds(self, self.c)
+        self.assertEqual(pause, PRESTOP_S)
         grace = self.spec["terminationGracePeriodSeconds"]
         self.assertEqual(grace, 30)
         drain = d.duration_s(self.hcfg.get("shutdown", {}).get("drain", "5s"))
-        self.assertLess(15 + drain, grace, "preStop + drain must end before SIGKILL")
+        self.assertLess(pause + drain, grace, "preStop + drain must end before SIGKILL")
 
     def test_security_context(self):
         sc = self.c["securityContext"]
@@ -319,7 +339,8 @@ class Examples(unittest.TestCase):
             self.assertEqual((pr["httpGet"]["path"], pr["httpGet"]["port"], pr["periodSeconds"],
                               pr["timeoutSeconds"], pr["failureThreshold"]),
                              (path, port, period, timeout, failures), kind)
-        self.assertEqual(c["lifecycle"]["preStop"]["exec"]["command"], ["/bin/sh", "-c", "sleep 15"])
+        pause = prestop_seconds(self, c)
+        self.assertEqual(pause, PRESTOP_S)
         self.assertEqual(spec["terminationGracePeriodSeconds"], 30)
         for k, v in GUIDE_SECURITY.items():
             self.assertEqual(c["securityContext"].get(k), v, k)
@@ -328,7 +349,11 @@ class Examples(unittest.TestCase):
         cfg = next(v for v in spec["volumes"] if v["name"] == m["/etc/healthd"]["name"])
         cm = d.find(objs, "ConfigMap", cfg["configMap"]["name"])
         self.assertNotIn("subPath", m["/etc/healthd"])
-        return m, d.yaml_docs(cm["data"]["healthd.yaml"])[0]
+        hcfg = d.yaml_docs(cm["data"]["healthd.yaml"])[0]
+        drain = d.duration_s(hcfg.get("shutdown", {}).get("drain", "5s"))
+        self.assertLess(pause + drain, spec["terminationGracePeriodSeconds"],
+                        "preStop + drain must end before SIGKILL")
+        return m, hcfg
 
     def test_sidecar(self):
         dep, spec, labels = self.pod(self.sidecar)
@@ -371,6 +396,15 @@ class Examples(unittest.TestCase):
         self.assertEqual(vol["configMap"]["defaultMode"], 0o555)
         (chk,) = [ch for ch in cfg["checks"] if ch["plugin"] == "exec"]
         self.assertTrue(chk["options"]["command"].startswith("/etc/healthd-scripts/"))
+        # A script needs /bin/sh: the tools image, not the default one.
+        self.assertTrue(c["image"].endswith("-tools"), c["image"])
+
+    def test_default_image_elsewhere(self):
+        """Only the script example needs the tools image."""
+        for objs in (self.sidecar, self.custom):
+            _, spec, _ = self.pod(objs)
+            c = next(c for c in spec["containers"] if c["name"] == "healthd")
+            self.assertNotIn("-tools", c["image"])
 
 
 if __name__ == "__main__":
