@@ -36,8 +36,16 @@ class Ctl(unittest.TestCase):
 
     def ctl(self, *args, sock=None, user=None, timeout=60):
         kw = dict(user=user, group=user, extra_groups=[]) if user else {}
+        binary = BIN
+        if user:
+            # Another user may not reach the build tree (a clone in a
+            # private temp dir): a copy it can run, in self.tmp.
+            binary = os.path.join(self.tmp, "healthd")
+            if not os.path.exists(binary):
+                shutil.copy(BIN, binary)
+                os.chmod(binary, 0o755)
         return subprocess.run(
-            [BIN, "ctl", "--socket", sock or self.sock] + list(args),
+            [binary, "ctl", "--socket", sock or self.sock] + list(args),
             capture_output=True, text=True, timeout=timeout, **kw)
 
     def ctl_json(self, *args):
