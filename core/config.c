@@ -1719,6 +1719,14 @@ static int dep_visit(struct dep_walk *w, size_t i)
 			rc = -1;
 			continue;
 		}
+		/* The walk recurses once per check of a chain: bound it. */
+		if (w->mark[j] == DEP_NEW && w->n_path >= CONFIG_DEPENDS_DEPTH_MAX) {
+			ctx_fail_at(w->c, d->line, d->col,
+				    "check \"%s\": depends_on: a chain of more than %d checks",
+				    chk->name, CONFIG_DEPENDS_DEPTH_MAX);
+			rc = -1;
+			break;
+		}
 		if (w->mark[j] == DEP_NEW && dep_visit(w, j) < 0) {
 			rc = -1;
 			if (!w->c->problems)

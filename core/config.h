@@ -52,6 +52,9 @@ enum config_isolation {
 /* A plugin host past this resident size is replaced between runs. */
 #define CONFIG_MAX_RSS_DEFAULT (256LL * 1024 * 1024)
 
+/* The longest chain of depends_on (checks that wait for one another). */
+#define CONFIG_DEPENDS_DEPTH_MAX 256
+
 /* One name in a check's depends_on, and where it is written. */
 struct config_dep {
 	char *name;

@@ -1166,6 +1166,22 @@ static void test_depends_on(void)
 		 "  - {name: a, plugin: p, depends_on: [B!]}\n",
 		 "2:39: depends_on: \"B!\" is not a valid check name (expected [a-z0-9][a-z0-9_.-]*)");
 
+	/* Chains are bounded: c0 needs c1, which needs c2, ... */
+	int last = CONFIG_DEPENDS_DEPTH_MAX + 1;
+	char *chain = malloc(64 * ((size_t)last + 1) + 16);
+	size_t len = (size_t)sprintf(chain, "checks:\n");
+	for (int i = 0; i < last; i++)
+		len += (size_t)sprintf(chain + len,
+				       "  - {name: c%d, plugin: p, depends_on: [c%d]}\n",
+				       i, i + 1);
+	sprintf(chain + len, "  - {name: c%d, plugin: p}\n", last);
+	cfg = NULL;
+	const char *chain_path = tmp_file(chain);
+	CU_ASSERT_EQUAL(config_load(chain_path, &cfg, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "depends_on: a chain of more than 256 checks"));
+	unlink(chain_path);
+	free(chain);
+
 	/* A validation reports each cycle and unknown name once. */
 	struct config_problems problems = {0};
 	const char *path = tmp_file(
