@@ -215,6 +215,17 @@ static inline void fuzz_assert_json(const char *text, size_t len)
 	json_tokener_free(tok);
 }
 
+/* Details a plugin reported print as the bodies print them: valid JSON. */
+static inline void fuzz_assert_details(json_object *details)
+{
+	if (!details)
+		return;
+	const char *text = json_object_to_json_string_ext(
+		details, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	fuzz_assert_json(text, strlen(text));
+}
+
 /* Prometheus text format 0.0.4, line by line: "# HELP name text",
  * "# TYPE name type", or "name{label="value",...} value" with label values
  * escaped (\\, \", \n only) and well-formed UTF-8.  Every line ends in
